@@ -1,0 +1,56 @@
+"""Shared fixtures: a temporary TRK_HOME per test and a `trk` runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample-projects"
+
+
+@pytest.fixture(autouse=True)
+def trk_home(tmp_path, monkeypatch):
+    home = tmp_path / "trk-home"
+    monkeypatch.setenv("TRK_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A copy of sample-projects/basics that a test may change."""
+    dest = tmp_path / "basics"
+    shutil.copytree(SAMPLES / "basics", dest)
+    return dest
+
+
+class Trk:
+    def __init__(self, home: Path):
+        self.home = home
+
+    def env(self) -> dict:
+        env = dict(os.environ, TRK_HOME=str(self.home))
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        return env
+
+    def __call__(self, *args: str, cwd=None, check: bool = True, timeout: float = 60, input: str | None = None):
+        p = subprocess.run(
+            [sys.executable, "-m", "tracker", *args], cwd=cwd, env=self.env(), input=input,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout,
+        )
+        if check and p.returncode != 0:
+            raise AssertionError(f"trk {' '.join(args)} exited {p.returncode}\n{p.stdout}\n{p.stderr}")
+        return p
+
+    def popen(self, *args: str, cwd=None, **kw) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "tracker", *args], cwd=cwd, env=self.env(), **kw)
+
+
+@pytest.fixture
+def trk(trk_home):
+    return Trk(trk_home)

@@ -1,0 +1,82 @@
+"""The `trk` command: a click group whose subcommands load on demand.
+
+Only click is imported at start-up; each command module imports what it
+needs when it runs, so `trk --help` and `trk --version` stay instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from tracker import __version__
+
+COMMANDS = {
+    "run": ("tracker.cli.run", "run", "Run an operation."),
+    "runs": ("tracker.cli.runs", "runs", "List, delete, restore and inspect runs."),
+    "ls": ("tracker.cli.files", "ls", "List the files of a run."),
+    "cat": ("tracker.cli.files", "cat", "Show a run file or the run's output."),
+    "select": ("tracker.cli.files", "select", "Print the id or path of a run."),
+    "models": ("tracker.cli.project", "models", "List the models of the project."),
+    "operations": ("tracker.cli.project", "operations", "List the operations of the project."),
+    "compare": ("tracker.cli.compare", "compare", "Compare runs by flags and scalars."),
+    "tensorboard": ("tracker.cli.tensorboard", "tensorboard", "View runs in TensorBoard."),
+    "diff": ("tracker.cli.diff", "diff", "Show what differs between two runs."),
+    "label": ("tracker.cli.runs", "label", "Set or change run labels."),
+    "tag": ("tracker.cli.runs", "tag", "Add or remove run tags."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        spec = COMMANDS.get(name)
+        if spec is None:
+            return None
+        module = importlib.import_module(spec[0])
+        return getattr(module, spec[1])
+
+    def format_commands(self, ctx, formatter):
+        # Short help comes from the table, so `trk --help` imports nothing.
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx):
+        from tracker.errors import TrkError
+
+        try:
+            return super().invoke(ctx)
+        except TrkError as e:
+            _print_error(e)
+            sys.exit(e.exit_code)
+
+
+def _print_error(e) -> None:
+    click.echo(f"trk: {e.message}", err=True)
+    if e.hint:
+        click.echo(e.hint, err=True)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="trk", message="%(prog)s %(version)s")
+def cli():
+    """trk: a local-first experiment tracker.
+
+    Every operation you run becomes a run under $TRK_HOME (default ~/.trk).
+    """
+
+
+def main() -> None:
+    try:
+        cli(prog_name="trk")
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""`trk run`: resolve an operation, confirm, run it and record the run."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+
+class _TrkLogFormatter(logging.Formatter):
+    def format(self, record):
+        return f"{record.levelname}: [trk] {record.getMessage()}"
+
+
+def setup_logging() -> None:
+    logger = logging.getLogger("trk")
+    if not logger.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(_TrkLogFormatter())
+        logger.addHandler(h)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+@click.command(context_settings={"ignore_unknown_options": False})
+@click.argument("opspec", required=False, metavar="[MODEL:]OP")
+@click.argument("assigns", nargs=-1, metavar="[NAME=VALUE]...")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("-l", "--label", help="Label for the run (${flag} is replaced by flag values).")
+@click.option("-t", "--tag", "tags", multiple=True, help="Tag the run (may repeat).")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Use DIR as the run directory.")
+@click.option("--stage", is_flag=True, help="Prepare the run but do not start it.")
+@click.option("--start", "start_run", metavar="RUN", help="Start a staged run.")
+@click.option("--force-flags", is_flag=True, help="Accept flags the operation does not define.")
+@click.option("--needed", is_flag=True, help="Skip the run when a completed run with the same inputs exists.")
+@click.option("--explain", is_flag=True, help="With --needed: say why a run is reused or which input differs.")
+@click.option("--restart", "restart", metavar="RUN", help="Resume a stepped run: reuse completed steps, run the rest.")
+@click.option("--max-parallel", type=int, help="Steps run at once in a DAG pipeline (default: CPUs).")
+@click.option("--fail-fast", is_flag=True, help="Terminate running steps when one step fails.")
+@click.option("--preview", is_flag=True, help="Print the expanded step tree of a pipeline; run nothing.")
+@click.option("--help-op", is_flag=True, help="Show the operation's description and flags.")
+def run(opspec, assigns, yes, label, tags, run_dir, stage, start_run, force_flags, needed, explain,
+        restart, max_parallel, fail_fast, preview, help_op):
+    """Run an operation.
+
+    [MODEL:]OP names an operation of the project file (trk.yml, or guild.yml)
+    in the current directory. Set flags with NAME=VALUE: `1` is an int, `1.0`
+    a float, `yes`/`no` a bool, anything else a string.
+
+    \b
+    Examples:
+      trk run m1:hello msg='hi there' -y
+      trk run train lr=0.01 --label baseline -t exp1
+    """
+    from tracker import project as projmod
+    from tracker.errors import TrkError
+    from tracker.execute import Sinks, exit_code_for
+    from tracker.launch import RunOptions, launch
+    from tracker.opspec import parse_assigns, resolve, resolve_flags
+    from tracker.store import RunStore
+
+    setup_logging()
+    st = RunStore()
+    if start_run or restart:
+        from tracker.restart import restart_run
+
+        spec = start_run or restart
+        result = restart_run(st, spec, RunOptions(max_parallel=max_parallel, fail_fast=fail_fast), Sinks.console(),
+                             staged_only=bool(start_run))
+        sys.exit(exit_code_for(result.exit_code))
+    if not opspec:
+        raise click.UsageError("missing operation: trk run [MODEL:]OP [NAME=VALUE]...")
+    project = projmod.load(".")
+    for w in project.warnings:
+        click.echo(f"trk: warning: {w}", err=True)
+    op = resolve(project, opspec)
+    if help_op:
+        click.echo(_op_help(op))
+        return
+    assigned = parse_assigns(list(assigns))
+    dep_specs = _take_dep_specs(op, assigned)
+    flags, extra = resolve_flags(op, assigned, force_flags=force_flags, help_cmd=opspec)
+    opts = RunOptions(label=label, tags=list(tags), run_dir=run_dir, stage=stage, force_flags=force_flags,
+                      needed=needed, explain=explain, dep_specs=dep_specs, max_parallel=max_parallel,
+                      fail_fast=fail_fast)
+    if op.is_stepped and (preview or extra):
+        from tracker.steps import preview_steps, split_step_flags
+
+        if not force_flags:
+            pass
+        if preview:
+            click.echo(preview_steps(project, op, flags, extra, force_flags))
+            return
+    elif preview:
+        raise TrkError(f"{op.fullname} is not a stepped operation: --preview shows pipelines only")
+    if not yes:
+        click.echo(f"You are about to {'stage' if stage else 'run'} {op.fullname}")
+        for name, value in sorted(flags.items()):
+            from tracker.flags import format_value
+
+            click.echo(f"  {name}: {format_value(value)}")
+        if not click.confirm("Continue?", default=True):
+            sys.exit(1)
+    result = launch(st, project, op, flags, opts, Sinks.console(), extra)
+    if result.reused:
+        click.echo(f"Skipping run because a completed run with the same inputs exists: {result.run.id}")
+    if stage and result.run is not None:
+        click.echo(f"{op.fullname} staged as {result.run.id}")
+        click.echo(f"To start the operation, use 'trk run --start {result.run.short_id}'")
+    sys.exit(exit_code_for(result.exit_code))
+
+
+def _take_dep_specs(op, assigned: dict) -> dict:
+    """`NAME=RUN` on the command line picks the run for dependency NAME."""
+    if not op.config.get("requires"):
+        return {}
+    from tracker.deps import dependency_names
+
+    names = dependency_names(op)
+    specs = {}
+    for name in list(assigned):
+        if name in names and name not in op.flags:
+            specs[name] = str(assigned.pop(name))
+    return specs
+
+
+def _op_help(op) -> str:
+    from tracker.flags import format_value
+
+    lines = [f"Usage: trk run [OPTIONS] {op.fullname} [FLAG=VALUE]...", ""]
+    if op.description:
+        lines += [op.description, ""]
+    if not op.flags:
+        lines.append("This operation has no flags.")
+        return "\n".join(lines)
+    lines.append("Flags:")
+    width = max(len(n) for n in op.flags)
+    for name, fdef in sorted(op.flags.items()):
+        desc = fdef.description
+        extras = []
+        if fdef.default is not None:
+            extras.append(f"default is {format_value(fdef.default)}")
+        if fdef.required:
+            extras.append("required")
+        if fdef.type:
+            extras.append(f"type {fdef.type}")
+        if fdef.choices:
+            extras.append("choices: " + ", ".join(format_value(c) for c in fdef.choices))
+        text = desc + (f" ({'; '.join(extras)})" if extras else "")
+        lines.append(f"  {name.ljust(width)}  {text.strip()}")
+    return "\n".join(lines)

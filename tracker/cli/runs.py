@@ -1,0 +1,225 @@
+"""`trk runs`: list runs, and its subcommands rm, deleted, restore, purge,
+info, label and tag."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .util import (confirm, filter_options, format_duration, format_time, run_filter, run_lines,
+                   select_runs, store)
+
+
+class DefaultListGroup(click.Group):
+    """`trk runs ARGS` means `trk runs list ARGS` unless ARGS names a subcommand."""
+
+    def parse_args(self, ctx, args):
+        if not args or args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["list"] + list(args)
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=DefaultListGroup)
+def runs():
+    """List, delete, restore and inspect runs.
+
+    Without a subcommand, `trk runs` lists runs (see `trk runs list --help`).
+    Runs are selected by index (`1`), range (`2:5`) or id prefix.
+    """
+
+
+def _listing(deleted: bool):
+    @click.argument("specs", nargs=-1, metavar="[RUN]...")
+    @click.option("-s", "--short", is_flag=True, help="Omit the start time.")
+    @click.option("-n", "--limit", type=int, default=None, help="Show at most N runs (default 20).")
+    @click.option("-a", "--all", "show_all", is_flag=True, help="Show all runs.")
+    @click.option("--tree", is_flag=True, help="Show step runs under their pipeline.")
+    @click.option("--json", "as_json", is_flag=True, help="Print runs as JSON.")
+    @filter_options()
+    def listing(specs, short, limit, show_all, tree, as_json, **kw):
+        st = store()
+        filt = run_filter(kw)
+        listed = select_runs(st, [], filt, deleted=deleted)
+        index = {r.id: i + 1 for i, r in enumerate(listed)}
+        if specs:
+            from tracker.select import select
+
+            listed = select(listed, specs)
+        if not show_all:
+            listed = listed[: (limit if limit is not None else 20)]
+        if as_json:
+            click.echo(json.dumps([dict(r.to_dict(), index=index[r.id]) for r in listed], indent=2))
+            return
+        if tree:
+            listed = _tree_order(listed)
+        lines = run_lines(listed, lambda r: index[r.id], short=short)
+        if tree:
+            lines = [("  " * depth) + line for line, depth in zip(lines, _depths(listed))]
+        for line in lines:
+            click.echo(line)
+
+    return listing
+
+
+def _tree_order(runs):
+    ids = {r.id for r in runs}
+    children: dict = {}
+    for r in runs:
+        children.setdefault(r.parent if r.parent in ids else None, []).append(r)
+    out = []
+
+    def walk(parent_id, depth):
+        for r in sorted(children.get(parent_id, []), key=lambda r: r.sort_key, reverse=parent_id is None):
+            r._depth = depth
+            out.append(r)
+            walk(r.id, depth + 1)
+
+    walk(None, 0)
+    return out
+
+
+def _depths(runs):
+    return [getattr(r, "_depth", 0) for r in runs]
+
+
+runs.command("list", help="List runs, newest first.")(_listing(False))
+runs.command("deleted", help="List deleted runs (restorable until purged).")(_listing(True))
+
+
+@runs.command("rm")
+@click.argument("specs", nargs=-1, metavar="[RUN]...")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True, help="Delete runs even when they are running.")
+@filter_options()
+def rm(specs, yes, force, **kw):
+    """Delete runs (all matching runs when no RUN is given).
+
+    Deleted runs move to $TRK_HOME/trash: `trk runs restore` brings them back
+    until `trk runs purge` removes them for good.
+    """
+    st = store()
+    chosen = select_runs(st, specs, run_filter(kw))
+    if not chosen:
+        click.echo("Nothing to delete.")
+        return
+    if not yes:
+        for line in run_lines(chosen, lambda r: "-", short=False):
+            click.echo(line)
+        if not confirm(f"Delete {len(chosen)} run(s)?", yes):
+            return
+    done = st.delete(chosen, force=force)
+    click.echo(f"Deleted {len(done)} run(s)")
+
+
+@runs.command("restore")
+@click.argument("specs", nargs=-1, metavar="[RUN]...")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@filter_options()
+def restore(specs, yes, **kw):
+    """Restore deleted runs (all deleted runs when no RUN is given)."""
+    st = store()
+    chosen = select_runs(st, specs, run_filter(kw), deleted=True)
+    if not chosen:
+        click.echo("Nothing to restore.")
+        return
+    if not yes and not confirm(f"Restore {len(chosen)} run(s)?", yes):
+        return
+    done = st.restore(chosen)
+    click.echo(f"Restored {len(done)} run(s)")
+
+
+@runs.command("purge")
+@click.argument("specs", nargs=-1, metavar="[RUN]...")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@filter_options()
+def purge(specs, yes, **kw):
+    """Permanently remove deleted runs (all when no RUN is given)."""
+    st = store()
+    chosen = select_runs(st, specs, run_filter(kw), deleted=True)
+    if not chosen:
+        click.echo("Nothing to purge.")
+        return
+    if not yes and not confirm(f"Permanently remove {len(chosen)} run(s)? This cannot be undone.", yes, default=False):
+        return
+    done = st.purge(chosen)
+    click.echo(f"Purged {len(done)} run(s)")
+
+
+@runs.command("info")
+@click.argument("spec", required=False, metavar="[RUN]")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@filter_options()
+def info(spec, as_json, **kw):
+    """Show a run's metadata (the latest run when no RUN is given)."""
+    from tracker.api import run_info
+
+    st = store()
+    run = select_runs(st, [spec] if spec else [], run_filter(kw), default="latest")[0]
+    data = run_info(st, run)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    for key, value in data.items():
+        if isinstance(value, dict):
+            click.echo(f"{key}:")
+            for k, v in value.items():
+                click.echo(f"  {k}: {v}")
+        elif isinstance(value, list):
+            click.echo(f"{key}:")
+            for v in value:
+                click.echo(f"  - {v}")
+        else:
+            click.echo(f"{key}: {'' if value is None else value}")
+
+
+@runs.command("label")
+@click.argument("specs", nargs=-1, metavar="[RUN]...")
+@click.option("-s", "--set", "set_", metavar="LABEL", help="Replace the label.")
+@click.option("-a", "--append", metavar="TEXT", help="Append TEXT to the label.")
+@click.option("-p", "--prepend", metavar="TEXT", help="Prepend TEXT to the label.")
+@click.option("-c", "--clear", is_flag=True, help="Clear the label.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@filter_options(tag_short=False)
+def label(specs, set_, append, prepend, clear, yes, **kw):
+    """Set, append to, prepend to or clear run labels."""
+    if sum(x is not None and x is not False for x in (set_, append, prepend)) + bool(clear) != 1:
+        raise click.UsageError("give exactly one of --set, --append, --prepend or --clear")
+    st = store()
+    chosen = select_runs(st, specs, run_filter(kw), default="latest")
+    if len(chosen) > 1 and not confirm(f"Change the label of {len(chosen)} runs?", yes):
+        return
+    for r in chosen:
+        old = r.label
+        new = "" if clear else set_ if set_ is not None else (
+            f"{old} {append}".strip() if append is not None else f"{prepend} {old}".strip())
+        r.write_attr("label", new)
+    click.echo(f"Labeled {len(chosen)} run(s)")
+
+
+@runs.command("tag")
+@click.argument("specs", nargs=-1, metavar="[RUN]...")
+@click.option("-a", "--add", multiple=True, metavar="TAG", help="Add TAG (may repeat).")
+@click.option("-d", "--delete", multiple=True, metavar="TAG", help="Remove TAG (may repeat).")
+@click.option("-c", "--clear", is_flag=True, help="Remove all tags first.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@filter_options(tag_short=False)
+def tag(specs, add, delete, clear, yes, **kw):
+    """Add or remove run tags."""
+    if not (add or delete or clear):
+        raise click.UsageError("give --add, --delete or --clear")
+    st = store()
+    chosen = select_runs(st, specs, run_filter(kw), default="latest")
+    if len(chosen) > 1 and not confirm(f"Change the tags of {len(chosen)} runs?", yes):
+        return
+    for r in chosen:
+        tags = [] if clear else r.tags
+        tags = [t for t in tags if t not in delete]
+        tags += [t for t in add if t not in tags]
+        r.write_attr("tags", tags)
+    click.echo(f"Tagged {len(chosen)} run(s)")
+
+
+# Top-level aliases, as in Guild: `trk label`, `trk tag`.
+label_cmd = label
+tag_cmd = tag

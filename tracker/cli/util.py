@@ -1,0 +1,113 @@
+"""Shared CLI pieces: run filter options, run selection, formatting."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable
+
+import click
+
+STATUS_FLAGS = ("completed", "error", "terminated", "running", "staged")
+
+
+def filter_options(tag_short: bool = True) -> Callable:
+    """Options every command that takes runs accepts: -o, -l, -t, --STATUS."""
+
+    def decorate(f):
+        for status in reversed(STATUS_FLAGS):
+            f = click.option(f"--{status}", f"status_{status}", is_flag=True, help=f"Only {status} runs.")(f)
+        tag_decls = ("-t", "--tag") if tag_short else ("--tag",)
+        f = click.option(*tag_decls, "filter_tags", multiple=True, metavar="TAG", help="Only runs with TAG (may repeat).")(f)
+        f = click.option("-l", "--label", "filter_labels", multiple=True, metavar="TEXT", help="Only runs whose label contains TEXT.")(f)
+        f = click.option("-o", "--operation", "filter_ops", multiple=True, metavar="OP", help="Only runs of operations matching OP.")(f)
+        return f
+
+    return decorate
+
+
+def run_filter(kw: dict):
+    from tracker.select import RunFilter
+
+    statuses = [s for s in STATUS_FLAGS if kw.pop(f"status_{s}", False)]
+    return RunFilter(
+        operations=kw.pop("filter_ops", ()) or (),
+        labels=kw.pop("filter_labels", ()) or (),
+        tags=kw.pop("filter_tags", ()) or (),
+        statuses=statuses,
+    )
+
+
+def store():
+    from tracker.store import RunStore
+
+    return RunStore()
+
+
+def warn_store(st) -> None:
+    for w in st.warnings:
+        click.echo(f"trk: warning: {w}", err=True)
+    st.warnings.clear()
+
+
+def select_runs(st, specs, filt, default: str = "all", deleted: bool = False, top_level: bool = False):
+    """Runs matching filters and specs; `default` applies when no spec is given."""
+    from tracker.errors import RunSpecError
+    from tracker.select import select
+
+    runs = filt.apply(st.list(deleted=deleted))
+    warn_store(st)
+    if top_level:
+        runs = [r for r in runs if not r.parent]
+    if specs:
+        return select(runs, specs)
+    if default == "latest":
+        if not runs:
+            raise RunSpecError("no runs match" if deleted is False else "no deleted runs match",
+                               "Try 'trk runs' to list runs.")
+        return runs[:1]
+    return runs
+
+
+def format_time(us: int | None) -> str:
+    if not us:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(us / 1e6))
+
+
+def format_duration(us: int | None) -> str:
+    if us is None:
+        return ""
+    s = int(us // 1_000_000)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def label_column(run) -> str:
+    return " ".join(run.tags + ([run.label] if run.label else []))
+
+
+def run_lines(runs, index_of, short: bool = False) -> list[str]:
+    """Guild-style listing lines: `[N]  op  started  status  label`."""
+    rows = []
+    for run in runs:
+        cols = [f"[{index_of(run)}]", run.opspec]
+        if not short:
+            cols.append(format_time(run.sort_key))
+        cols.append(run.status)
+        cols.append(label_column(run))
+        rows.append(cols)
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    widths[0] = 0
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def confirm(prompt: str, yes: bool, default: bool = True) -> bool:
+    if yes:
+        return True
+    return click.confirm(prompt, default=default)
+
+
+def real_dir(path: str) -> str:
+    return os.path.realpath(path)

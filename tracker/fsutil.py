@@ -1,0 +1,54 @@
+"""Small file-system helpers: atomic writes and JSON-compatible YAML attrs.
+
+Every metadata write in trk goes through `atomic_write` so a killed process
+leaves either the old or the new file, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+
+def atomic_write(path: str, data: bytes | str) -> None:
+    """Write `data` to `path` via a temp file in the same dir + os.replace."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    dirname = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=dirname, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def dump_attr(value: Any) -> str:
+    """Encode an attribute value as YAML in JSON-compatible flow style.
+
+    JSON is a subset of YAML 1.2, so these files read as YAML to any tool,
+    while trk reads them back with the much faster json module.
+    """
+    return json.dumps(value, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def load_attr(text: str) -> Any:
+    """Decode an attribute file written by `dump_attr` or edited by hand."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        import yaml
+
+        return yaml.safe_load(text)
+
+
+def ensure_dir(path: str) -> str:
+    os.makedirs(path, exist_ok=True)
+    return path

@@ -1,0 +1,233 @@
+"""Project files: `trk.yml`, or Guild's `guild.yml` with the same schema.
+
+A project file is a list of models (`- model: NAME` with `operations:`) or a
+mapping of operations for one anonymous model. Errors name file and line.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ProjectError
+from .flags import FlagDef, flagdefs_from_config
+
+PROJECT_FILES = ("trk.yml", "guild.yml")
+
+# Fields an operation may carry. Guild's other fields are accepted silently so
+# Guild projects load unchanged; anything else draws a warning.
+OP_FIELDS = {
+    "main", "exec", "steps", "flags", "description", "output-scalars", "sourcecode",
+    "requires", "label", "tags", "env", "compare", "default", "needs", "checks",
+}
+GUILD_OP_FIELDS = {
+    "plugins", "python-path", "python-requires", "pip-freeze", "flags-dest",
+    "flags-import", "flags-import-skip", "objective", "optimizers", "optimizer",
+    "handle-keyboard-interrupt", "stoppable", "set-trace", "delete-on-success",
+    "publish", "run-attrs", "env-secrets", "can-stage-trials", "default-max-trials",
+    "remotes", "output-attrs", "tags", "steps-parallel",
+}
+
+
+@dataclass
+class OpDef:
+    """One operation of a model, as written in the project file."""
+
+    model: str
+    name: str
+    config: dict[str, Any]
+    flags: dict[str, FlagDef]
+    line: int = 0
+
+    @property
+    def fullname(self) -> str:
+        return f"{self.model}:{self.name}" if self.model else self.name
+
+    @property
+    def main(self) -> str | None:
+        return self.config.get("main")
+
+    @property
+    def exec(self) -> str | None:
+        return self.config.get("exec")
+
+    @property
+    def steps(self) -> Any:
+        return self.config.get("steps")
+
+    @property
+    def is_stepped(self) -> bool:
+        return "steps" in self.config
+
+    @property
+    def description(self) -> str:
+        return str(self.config.get("description") or "").strip()
+
+
+@dataclass
+class Model:
+    name: str
+    operations: dict[str, OpDef] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass
+class Project:
+    """A loaded project: its directory, file and models."""
+
+    dir: str
+    path: str
+    models: dict[str, Model]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def filename(self) -> str:
+        return os.path.basename(self.path)
+
+
+def find_project_file(dir: str) -> str | None:
+    for name in PROJECT_FILES:
+        path = os.path.join(dir, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def load(dir: str = ".") -> Project:
+    """Load the project in `dir`; raise ProjectError naming file and line."""
+    dir = os.path.abspath(dir)
+    path = find_project_file(dir)
+    if path is None:
+        raise ProjectError(
+            f"no project file in {dir}",
+            "Create trk.yml (or guild.yml) there, or cd to a project directory.",
+        )
+    return load_file(path)
+
+
+def load_file(path: str) -> Project:
+    import yaml
+
+    name = os.path.basename(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ProjectError(f"cannot read {name}: {e}") from None
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        data = yaml.load(text, Loader=loader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else 1
+        problem = e.problem or str(e)
+        if e.context:
+            problem = f"{problem} ({e.context})"
+        raise ProjectError(f"{name}, line {line}: {problem}") from None
+    except yaml.YAMLError as e:
+        raise ProjectError(f"{name}: {e}") from None
+    lines = _LineFinder(text)
+    project = Project(os.path.dirname(os.path.abspath(path)), os.path.abspath(path), {})
+    try:
+        _build(project, data, lines)
+    except _Invalid as e:
+        raise ProjectError(f"{name}, line {lines.line(e.path)}: {e.message}") from None
+    return project
+
+
+class _Invalid(Exception):
+    def __init__(self, path: tuple, message: str):
+        self.path = path
+        self.message = message
+
+
+class _LineFinder:
+    """Finds the line of a key path in the YAML text; composes only on error."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self._root = None
+
+    def line(self, path: tuple) -> int:
+        import yaml
+
+        if self._root is None:
+            self._root = yaml.compose(self.text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        node = self._root
+        if node is None:
+            return 1
+        for key in path:
+            child = None
+            if isinstance(node, yaml.MappingNode):
+                for k, v in node.value:
+                    if k.value == str(key):
+                        child = v
+                        break
+            elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
+                if 0 <= key < len(node.value):
+                    child = node.value[key]
+            if child is None:
+                break
+            node = child
+        return node.start_mark.line + 1
+
+
+def _build(project: Project, data: Any, lines: _LineFinder) -> None:
+    if data is None:
+        return
+    if isinstance(data, dict):
+        project.models[""] = _model("", data, (), project, lines)
+        return
+    if not isinstance(data, list):
+        raise _Invalid((), "expected a list of models or a mapping of operations")
+    for i, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise _Invalid((i,), f"expected a model mapping ('- model: NAME'), got {item!r}")
+        if "model" not in item:
+            if "config" in item or "package" in item:
+                continue  # Guild config/package sections carry no operations
+            raise _Invalid((i,), "model entry must define 'model: NAME'")
+        name = item.get("model")
+        name = "" if name is None else str(name)
+        if name in project.models:
+            raise _Invalid((i, "model"), f"duplicate model '{name}'")
+        ops = item.get("operations") or {}
+        if not isinstance(ops, dict):
+            raise _Invalid((i, "operations"), f"'operations' of model '{name}' must be a mapping")
+        model = _model(name, ops, (i, "operations"), project, lines)
+        model.description = str(item.get("description") or "")
+        project.models[name] = model
+
+
+def _model(name: str, ops: dict, path: tuple, project: Project, lines: _LineFinder) -> Model:
+    model = Model(name)
+    for opname, cfg in ops.items():
+        opname = str(opname)
+        oppath = path + (opname,)
+        if cfg is None:
+            cfg = {}
+        elif isinstance(cfg, str):
+            cfg = {"main": cfg}
+        if not isinstance(cfg, dict):
+            raise _Invalid(oppath, f"operation '{opname}' must be a mapping, got {cfg!r}")
+        kinds = [k for k in ("main", "exec", "steps") if k in cfg]
+        if len(kinds) > 1:
+            raise _Invalid(oppath, f"operation '{opname}' defines both {kinds[0]!r} and {kinds[1]!r}: use one")
+        for k in ("main", "exec"):
+            if k in cfg and not isinstance(cfg[k], str):
+                raise _Invalid(oppath + (k,), f"'{k}' of operation '{opname}' must be a string")
+        if "requires" in cfg and cfg["requires"] is not None and not isinstance(cfg["requires"], (list, dict, str)):
+            raise _Invalid(oppath + ("requires",), f"'requires' of operation '{opname}' must be a list")
+        try:
+            flags = flagdefs_from_config(cfg.get("flags"), f"operation '{opname}'")
+        except ValueError as e:
+            raise _Invalid(oppath + ("flags",), str(e)) from None
+        for key in cfg:
+            if key not in OP_FIELDS and key not in GUILD_OP_FIELDS:
+                project.warnings.append(
+                    f"{project.filename}, line {lines.line(oppath + (key,))}: "
+                    f"unknown field '{key}' in operation '{opname}' ignored"
+                )
+        model.operations[opname] = OpDef(name, opname, cfg, flags)
+    return model
