@@ -64,8 +64,16 @@ class Session:
         with open(path, "w") as f:
             f.write(text)
 
+    def load_project(self, dir: str = "."):
+        from tracker import project
+
+        return project.load(os.path.join(self.cwd, dir))
+
     def globs(self) -> dict:
         return {
+            "load_project": self.load_project,
+            # The seed transcript's name for loading a project file:
+            "guildfile": type("guildfile", (), {"for_dir": staticmethod(self.load_project)}),
             "run": self.run,
             "run_capture": self.run_capture,
             "use_project": self.use_project,

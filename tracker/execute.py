@@ -33,29 +33,32 @@ class Sinks:
 
 
 class _Echo:
-    """Echoes one stream, adding a prefix at the start of every line."""
+    """Echoes one stream. With a prefix (parallel steps), only whole lines are
+    written, each prefixed, so lines of concurrent steps never splice."""
 
     def __init__(self, out: BinaryIO | None, prefix: bytes):
         self.out = out
         self.prefix = prefix
-        self.at_line_start = True
+        self.tail = b""
 
     def write(self, data: bytes) -> None:
         if self.out is None:
             return
         if self.prefix:
-            lines = data.split(b"\n")
-            parts = []
-            for i, line in enumerate(lines):
-                if i > 0:
-                    parts.append(b"\n")
-                    self.at_line_start = True
-                if line:
-                    if self.at_line_start:
-                        parts.append(self.prefix)
-                    parts.append(line)
-                    self.at_line_start = False
-            data = b"".join(parts)
+            data = self.tail + data
+            cut = data.rfind(b"\n") + 1
+            self.tail = data[cut:]
+            if not cut:
+                return
+            data = b"".join(self.prefix + line + b"\n" for line in data[:cut].split(b"\n")[:-1])
+        self._emit(data)
+
+    def close(self) -> None:
+        if self.tail and self.out is not None:
+            self._emit(self.prefix + self.tail + b"\n")
+        self.tail = b""
+
+    def _emit(self, data: bytes) -> None:
         try:
             self.out.write(data)
             self.out.flush()
@@ -186,6 +189,8 @@ def run_process(
                 proc.send_signal(signal.SIGTERM)
     finally:
         sel.close()
+        for echo in echoes.values():
+            echo.close()
         if old_term is not None:
             _set_signal(signal.SIGTERM, old_term)
         proc.stdout.close()

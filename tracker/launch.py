@@ -39,6 +39,8 @@ class RunOptions:
     dep_specs: dict[str, str] = field(default_factory=dict)
     max_parallel: int | None = None
     fail_fast: bool = False
+    on_created: Any = None  # called with the new Run before it starts (steps link it)
+    on_start: Any = None  # called with the program's Popen (steps track processes)
 
 
 @dataclass
@@ -152,13 +154,15 @@ def launch(
     label = interpolate(opts.label, flags) if opts.label is not None else default_label(flags, resolved)
     run, lock = init_run(store, project, op, flags, opts, cmd, label)
     try:
+        if opts.on_created:
+            opts.on_created(run)
         if deps_error is not None:
             raise deps_error
         if deps_plan is not None:
             deps_plan.apply(run, say_for(run, sinks))
         if opts.stage:
             return LaunchResult(run, 0)
-        return LaunchResult(run, execute(run, op, flags, cmd, sinks))
+        return LaunchResult(run, execute(run, op, flags, cmd, sinks, opts.on_start))
     except BaseException as e:
         record_failure(run, e)
         raise
@@ -197,6 +201,6 @@ def record_failure(run: Run, e: BaseException) -> None:
     run.write_attr("exit_status", 1)
 
 
-def execute(run: Run, op: OpDef, flags: dict[str, Any], cmd: list[str], sinks: Sinks | None) -> int:
+def execute(run: Run, op: OpDef, flags: dict[str, Any], cmd: list[str], sinks: Sinks | None, on_start=None) -> int:
     env = program_env(run, run.get("env"))
-    return run_process(run, cmd, env, sinks, op.config.get("output-scalars"))
+    return run_process(run, cmd, env, sinks, op.config.get("output-scalars"), on_start=on_start)

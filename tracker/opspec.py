@@ -91,6 +91,9 @@ def resolve_flags(
     extra: dict[str, Any] = {}
     for name, value in assigned.items():
         if name not in op.flags:
+            if op.is_stepped and ":" in name:
+                extra[name] = value  # STEP:FLAG, checked by the steps module
+                continue
             if not force_flags:
                 spec = help_cmd or op.fullname
                 raise OpError(

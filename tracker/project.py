@@ -71,6 +71,9 @@ class Model:
     operations: dict[str, OpDef] = field(default_factory=dict)
     description: str = ""
 
+    def __getitem__(self, opname: str) -> OpDef:
+        return self.operations[opname]
+
 
 @dataclass
 class Project:

@@ -84,16 +84,13 @@ def run(opspec, assigns, yes, label, tags, run_dir, stage, start_run, force_flag
     opts = RunOptions(label=label, tags=list(tags), run_dir=run_dir, stage=stage, force_flags=force_flags,
                       needed=needed, explain=explain, dep_specs=dep_specs, max_parallel=max_parallel,
                       fail_fast=fail_fast)
-    if op.is_stepped and (preview or extra):
-        from tracker.steps import preview_steps, split_step_flags
+    if preview:
+        if not op.is_stepped:
+            raise TrkError(f"{op.fullname} is not a stepped operation: --preview shows pipelines only")
+        from tracker.steps import preview_steps
 
-        if not force_flags:
-            pass
-        if preview:
-            click.echo(preview_steps(project, op, flags, extra, force_flags))
-            return
-    elif preview:
-        raise TrkError(f"{op.fullname} is not a stepped operation: --preview shows pipelines only")
+        click.echo(preview_steps(project, op, flags, extra, force_flags))
+        return
     if not yes:
         click.echo(f"You are about to {'stage' if stage else 'run'} {op.fullname}")
         for name, value in sorted(flags.items()):

@@ -53,10 +53,8 @@ def _listing(deleted: bool):
             return
         if tree:
             listed = _tree_order(listed)
-        lines = run_lines(listed, lambda r: index[r.id], short=short)
-        if tree:
-            lines = [("  " * depth) + line for line, depth in zip(lines, _depths(listed))]
-        for line in lines:
+        depth_of = (lambda r: getattr(r, "_depth", 0)) if tree else None
+        for line in run_lines(listed, lambda r: index[r.id], short=short, depth_of=depth_of):
             click.echo(line)
 
     return listing
@@ -77,10 +75,6 @@ def _tree_order(runs):
 
     walk(None, 0)
     return out
-
-
-def _depths(runs):
-    return [getattr(r, "_depth", 0) for r in runs]
 
 
 runs.command("list", help="List runs, newest first.")(_listing(False))

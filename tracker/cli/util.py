@@ -86,11 +86,12 @@ def label_column(run) -> str:
     return " ".join(run.tags + ([run.label] if run.label else []))
 
 
-def run_lines(runs, index_of, short: bool = False) -> list[str]:
+def run_lines(runs, index_of, short: bool = False, depth_of=None) -> list[str]:
     """Guild-style listing lines: `[N]  op  started  status  label`."""
     rows = []
     for run in runs:
-        cols = [f"[{index_of(run)}]", run.opspec]
+        indent = "  " * depth_of(run) if depth_of else ""
+        cols = [f"[{index_of(run)}]", indent + run.opspec]
         if not short:
             cols.append(format_time(run.sort_key))
         cols.append(run.status)
