@@ -148,7 +148,7 @@ def launch(
         from .needed import find_reusable
 
         reuse = find_reusable(store, project, op, flags, deps_plan, explain=opts.explain,
-                              say=lambda line: _echo(sinks, line))
+                              say=lambda line: echo_line(sinks, line))
         if reuse is not None:
             return LaunchResult(reuse, 0, reused=True)
     label = interpolate(opts.label, flags) if opts.label is not None else default_label(flags, resolved)
@@ -171,7 +171,8 @@ def launch(
             lock.release()
 
 
-def _echo(sinks: Sinks | None, line: str) -> None:
+def echo_line(sinks: Sinks | None, line: str) -> None:
+    """Echo a trk message line to the sinks' stdout (with their prefix)."""
     if sinks is not None and sinks.stdout is not None:
         sinks.stdout.write(sinks.prefix + line.encode() + b"\n")
         sinks.stdout.flush()
@@ -183,7 +184,7 @@ def say_for(run: Run, sinks: Sinks | None):
     def say(line: str) -> None:
         with open(run.output_path, "ab") as f:
             f.write(line.encode() + b"\n")
-        _echo(sinks, line)
+        echo_line(sinks, line)
 
     return say
 

@@ -20,7 +20,7 @@ from typing import Any
 from .errors import OpError, StepError, TrkError
 from .execute import Sinks
 from .flags import format_assigns, parse_value
-from .launch import LaunchResult, RunOptions, default_label, init_run, launch, record_failure
+from .launch import LaunchResult, RunOptions, default_label, echo_line, init_run, launch, record_failure
 from .opspec import interpolate, resolve, resolve_flags
 from .project import OpDef, Project
 from .store import Run, RunStore, now_us
@@ -473,7 +473,7 @@ class _Pipeline:
         child = result.run
         if result.reused:
             _link(link, child)
-            _say(sinks, f"Skipping run because a completed run with the same inputs exists: {child.id}")
+            echo_line(sinks, f"Skipping run because a completed run with the same inputs exists: {child.id}")
             return None
         child.refresh_status()
         if child.get("terminated") or result.exit_code < 0:
@@ -491,12 +491,6 @@ def _prefixed(sinks: Sinks | None, name: str) -> Sinks | None:
     if sinks is None:
         return None
     return Sinks(sinks.stdout, sinks.stderr, f"[{name}] ".encode())
-
-
-def _say(sinks: Sinks | None, line: str) -> None:
-    if sinks is not None and sinks.stdout is not None:
-        sinks.stdout.write(sinks.prefix + line.encode() + b"\n")
-        sinks.stdout.flush()
 
 
 def _link(path: str, run: Run) -> None:
