@@ -86,7 +86,10 @@ def _scalar_parser(run: Run, spec: Any):
         return None
     from .scalars.output import OutputScalars
 
-    return OutputScalars(spec, run.meta_dir)
+    try:
+        return OutputScalars(spec, run.meta_dir)
+    except ValueError as e:
+        raise TrkError(str(e), "Fix output-scalars in the project file.") from None
 
 
 class _LineTails:

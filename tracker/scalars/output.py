@@ -1,0 +1,198 @@
+"""Output scalars: metrics a program prints (`loss=1.0`, `acc: 0.5`).
+
+Lines are matched against the operation's `output-scalars` patterns in a
+background thread, so the pipe from the program is drained at full speed;
+matches are written to a TensorBoard event file, flushed every 2 seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import re
+import threading
+import time
+from typing import Any
+
+# `key=value` / `key: value` on a line of its own; the key has no spaces.
+DEFAULT_PATTERN = rb"^[ \t]*([^\s:=]+)[ \t]*[:=][ \t]*(-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|-?nan|-?inf)[ \t]*\r?$"
+FLUSH_SECONDS = 2.0
+
+
+class OutputScalarSpec:
+    """Compiled `output-scalars` config."""
+
+    def __init__(self, spec: Any):
+        self.default: re.Pattern | None = None
+        self.tagged: list[tuple[str, re.Pattern]] = []  # tag -> regex with one group
+        self.named: list[re.Pattern] = []  # regexes with (?P<key>)(?P<value>) or (?P<step>)
+        self.step: re.Pattern | None = None
+        if spec is None or spec is True:
+            self.default = re.compile(DEFAULT_PATTERN, re.M)
+            return
+        items = spec if isinstance(spec, list) else [spec]
+        for item in items:
+            if isinstance(item, dict):
+                for tag, pattern in item.items():
+                    rx = _compile(pattern, f"output-scalars '{tag}'")
+                    if tag == "step":
+                        self.step = rx
+                    elif rx.groups < 1:
+                        raise ValueError(f"output-scalars pattern for '{tag}' needs a group for the value: {pattern!r}")
+                    else:
+                        self.tagged.append((str(tag), rx))
+            elif isinstance(item, str):
+                rx = _compile(item, "output-scalars")
+                if "value" not in rx.groupindex and "step" not in rx.groupindex:
+                    raise ValueError(f"output-scalars pattern {item!r} needs groups (?P<key>...) and (?P<value>...)")
+                self.named.append(rx)
+            else:
+                raise ValueError(f"invalid output-scalars entry {item!r}: use a mapping of TAG: REGEX or a regex string")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.default or self.tagged or self.named)
+
+
+def _compile(pattern: Any, where: str) -> re.Pattern:
+    try:
+        return re.compile(str(pattern))
+    except re.error as e:
+        raise ValueError(f"invalid regex in {where}: {pattern!r}: {e}") from None
+
+
+def _to_float(s: str) -> float | None:
+    try:
+        return float(s)
+    except ValueError:
+        return None
+
+
+def parse_lines(spec: OutputScalarSpec, data: bytes, step: int) -> tuple[list[tuple[str, float, int]], int]:
+    """Scalars (tag, value, step) in complete lines of `data`; returns the new step."""
+    out: list[tuple[str, float, int]] = []
+    if spec.default is not None:
+        for m in spec.default.finditer(data):
+            key = m.group(1)
+            try:
+                value = float(m.group(2))
+            except ValueError:
+                continue
+            if key == b"step":
+                if not math.isnan(value) and not math.isinf(value):
+                    step = int(value)
+                continue
+            out.append((key.decode("utf-8", "replace"), value, step))
+        return out, step
+    for line in data.decode("utf-8", "replace").splitlines():
+        if spec.step is not None:
+            m = spec.step.search(line)
+            if m:
+                v = _to_float(m.group(1) if m.groups() else m.group(0))
+                if v is not None:
+                    step = int(v)
+        for tag, rx in spec.tagged:
+            m = rx.search(line)
+            if m:
+                v = _to_float(m.group(1))
+                if v is not None:
+                    out.append((tag, v, step))
+        for rx in spec.named:
+            for m in rx.finditer(line):
+                g = m.groupdict()
+                if g.get("step") is not None:
+                    v = _to_float(g["step"])
+                    if v is not None:
+                        step = int(v)
+                if g.get("key") is not None and g.get("value") is not None:
+                    v = _to_float(g["value"])
+                    if v is not None:
+                        out.append((g["key"], v, step))
+    return out, step
+
+
+class OutputScalars:
+    """Feeds a run's output to the patterns and writes matches as events.
+
+    `feed` only queues the bytes; a worker thread parses and writes, so the
+    program's pipe is never held up by scalar parsing.
+    """
+
+    def __init__(self, spec: Any, events_dir: str):
+        self.spec = spec if isinstance(spec, OutputScalarSpec) else OutputScalarSpec(spec)
+        self.events_dir = events_dir
+        self.writer = None
+        self.step = 0
+        self.tail = b""
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def feed(self, data: bytes) -> None:
+        if not data or not self.spec.enabled:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="trk-output-scalars", daemon=True)
+            self._thread.start()
+        self._q.put(data)
+
+    def maybe_flush(self) -> None:
+        pass  # the worker flushes on its own every FLUSH_SECONDS
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._q.put(None)
+            self._thread.join()
+            self._thread = None
+        if self.tail:
+            self._process(self.tail + b"\n")
+            self.tail = b""
+        if self.writer is not None:
+            self.writer.close()
+
+    def _work(self) -> None:
+        last_flush = time.monotonic()
+        while True:
+            try:
+                item = self._q.get(timeout=FLUSH_SECONDS)
+            except queue.Empty:
+                item = b""
+            if item is None:
+                break
+            if item:
+                chunks = [item]
+                done = False
+                while True:  # take whatever else is queued: fewer, larger batches
+                    try:
+                        more = self._q.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        done = True
+                        break
+                    chunks.append(more)
+                self._process_chunk(b"".join(chunks))
+                if done:
+                    break
+            now = time.monotonic()
+            if self.writer is not None and now - last_flush >= FLUSH_SECONDS:
+                self.writer.flush()
+                last_flush = now
+        if self.writer is not None:
+            self.writer.flush()
+
+    def _process_chunk(self, data: bytes) -> None:
+        data = self.tail + data
+        cut = data.rfind(b"\n") + 1
+        self.tail = data[cut:]
+        if cut:
+            self._process(data[:cut])
+
+    def _process(self, data: bytes) -> None:
+        scalars, self.step = parse_lines(self.spec, data, self.step)
+        if scalars:
+            if self.writer is None:
+                from .events import EventWriter
+
+                self.writer = EventWriter(self.events_dir)
+            self.writer.add_scalars((tag, value, step) for tag, value, step in scalars)
