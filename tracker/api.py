@@ -88,7 +88,9 @@ def run_info(store: RunStore, run: Run) -> dict[str, Any]:
         info["error"] = a["error"]
     if a.get("parent"):
         info["parent"] = a["parent"]
-    info["flags"] = {k: v for k, v in sorted(run.flags.items())}
+    from .flags import format_value
+
+    info["flags"] = {k: format_value(v) for k, v in sorted(run.flags.items())}
     if a.get("deps"):
         info["dependencies"] = {
             d.get("name", "?"): " ".join(str(x) for x in (d.get("run"), d.get("sha256")) if x)
@@ -103,7 +105,10 @@ def run_info(store: RunStore, run: Run) -> dict[str, Any]:
         sc = {}
         info["scalars_error"] = str(e)
     if sc:
+        from .compare import format_cell
+
         info["scalars"] = {
-            (f"{p}#{t}" if p else t): f"{agg.last} (step {agg.last_step})" for (p, t), agg in sorted(sc.items())
+            (f"{p}#{t}" if p else t): f"{format_cell(agg.last, 'scalar')} (step {agg.last_step})"
+            for (p, t), agg in sorted(sc.items())
         }
     return info

@@ -59,25 +59,27 @@ def find_event_files(run_dir: str) -> list[tuple[str, str]]:
     """(relative path, absolute path) of event files under run_dir, following links."""
     from .events import is_event_file
 
+    from collections import deque
+
     found = []
     seen = set()
-    stack = [""]
-    while stack:
-        rel = stack.pop()
+    queue = deque([""])  # breadth first: a directory reached twice keeps its shortest path
+    while queue:
+        rel = queue.popleft()
         full = os.path.join(run_dir, rel) if rel else run_dir
         try:
             real = os.path.realpath(full)
             if real in seen:
                 continue
             seen.add(real)
-            entries = list(os.scandir(full))
+            entries = sorted(os.scandir(full), key=lambda e: e.name)
         except OSError:
             continue
         for e in entries:
             child = os.path.join(rel, e.name) if rel else e.name
             try:
                 if e.is_dir():  # follows symlinks
-                    stack.append(child)
+                    queue.append(child)
                 elif is_event_file(e.name):
                     found.append((child, e.path))
             except OSError:
