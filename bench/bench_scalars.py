@@ -1,0 +1,136 @@
+"""Scalar figures (issue 3). Prints figures; not a test.
+
+    python bench/bench_scalars.py [--quick]
+
+1. fresh index over 1,000 runs x 10 tags x 100 steps (1,000,000 scalars)
+2. `trk compare -t` again with nothing changed (1,000 runs)
+3. `trk compare -t` over 10,000 runs with the index up to date
+4. Guild's scale: 1,000 runs of 11 scalars x 10 steps, compare warm / index deleted
+5. a program printing 100,000 scalar lines, tracked vs `output-scalars: no`
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+TRK = os.path.join(os.path.dirname(sys.executable), "trk")
+
+
+def make_runs(home: str, n: int, tags: int, steps: int, offset: int = 0) -> None:
+    from tracker.scalars.events import EventWriter
+    from tracker.store import RunStore, now_us
+
+    store = RunStore(home)
+    t0 = now_us() - 10_000_000
+    for i in range(n):
+        run, _ = store.new_run()
+        for name, value in (("id", run.id), ("op", "train"), ("flags", {"lr": 0.01 * (i % 10), "batch": 32}),
+                            ("label", ""), ("tags", []), ("initialized", t0 + i), ("started", t0 + i),
+                            ("stopped", t0 + i + 5), ("exit_status", 0)):
+            run.write_attr(name, value)
+        w = EventWriter(os.path.join(run.dir, ".trk"))
+        for step in range(steps):
+            w.add_scalars([(f"tag{t}", (i + t) / (step + 1), step) for t in range(tags)])
+        w.close()
+        store.publish(run)
+
+
+def wall(argv, env, repeat=3, cwd=None):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="skip the 10,000-run figure")
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="trk-bench-scalars-")
+    try:
+        home = os.path.join(tmp, "h1")
+        make_runs(home, 1000, 10, 100)
+        env = dict(os.environ, TRK_HOME=home)
+        from tracker.compare import _stamp
+        from tracker.scalars.index import ScalarIndex
+        from tracker.store import RunStore
+
+        store = RunStore(home)
+        runs = store.list()
+        idx = ScalarIndex(os.path.join(store.index_dir, "scalars.sqlite"))
+        t = time.perf_counter()
+        idx.refresh([(r.id, r.dir, _stamp(r)) for r in runs])
+        build = time.perf_counter() - t
+        print(f"1. fresh index, 1,000 runs, 1,000,000 scalars: {build:.2f} s ({1e6 / build:,.0f} scalars/s; bar < 10 s)")
+        time.sleep(2.1)  # let the run attrs cache settle (coarse mtimes)
+        wall([TRK, "compare", "-t"], env, repeat=1)
+        warm = wall([TRK, "compare", "-t"], env)
+        print(f"2. trk compare -t, 1,000 runs, nothing changed: {warm:.3f} s (bar < 0.5 s)")
+
+        if not args.quick:
+            home10 = os.path.join(tmp, "h10")
+            make_runs(home10, 10000, 3, 5)
+            env10 = dict(os.environ, TRK_HOME=home10)
+            time.sleep(2.1)
+            wall([TRK, "compare", "-t"], env10, repeat=1)
+            warm10 = wall([TRK, "compare", "-t"], env10)
+            print(f"3. trk compare -t, 10,000 runs, index up to date: {warm10:.3f} s (bar < 1.5 s)")
+
+        homeg = os.path.join(tmp, "hg")
+        make_runs(homeg, 1000, 11, 10)
+        envg = dict(os.environ, TRK_HOME=homeg)
+        time.sleep(2.1)
+        wall([TRK, "compare", "-t"], envg, repeat=1)
+        warmg = wall([TRK, "compare", "-t"], envg)
+        colds = []
+        for _ in range(3):
+            shutil.rmtree(os.path.join(homeg, "index"))
+            colds.append(wall([TRK, "compare", "-t"], envg, repeat=1))
+        print(f"4. Guild scale (1,000 runs, 11 scalars x 10 steps): warm {warmg:.3f} s (bar < 0.3 s), "
+              f"index deleted {statistics.median(colds):.3f} s (bar < 1.5 s); Guild AI 0.9: 1.82 s / 4.82 s")
+
+        proj = os.path.join(tmp, "proj")
+        os.makedirs(proj)
+        with open(os.path.join(proj, "trk.yml"), "w") as f:
+            f.write("tracked:\n  exec: python printer.py\nuntracked:\n  exec: python printer.py\n  output-scalars: no\n")
+        with open(os.path.join(proj, "printer.py"), "w") as f:
+            f.write("import time\nt = time.perf_counter()\n"
+                    "for i in range(100000):\n    print(f'step: {i}')\n    print(f'loss={1.0 / (i + 1)}')\n"
+                    "open('elapsed', 'w').write(str(time.perf_counter() - t))\n")
+        envp = dict(os.environ, TRK_HOME=os.path.join(tmp, "hp"))
+
+        def program_time(op):
+            subprocess.run([TRK, "run", op, "-y"], env=envp, cwd=proj, stdout=subprocess.DEVNULL, check=True)
+            run_dir = subprocess.run([TRK, "select", "--path"], env=envp, cwd=proj, capture_output=True,
+                                     text=True, check=True).stdout.strip()
+            return float(open(os.path.join(run_dir, "elapsed")).read())
+
+        tracked, untracked, t_tr, t_un = [], [], [], []
+        for _ in range(5):
+            t = time.perf_counter()
+            untracked.append(program_time("untracked"))
+            t_un.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            tracked.append(program_time("tracked"))
+            t_tr.append(time.perf_counter() - t)
+        tr, un = statistics.median(tracked), statistics.median(untracked)
+        print(f"5. program printing 100,000 scalar lines (200,000 lines): its own time {tr:.3f} s tracked vs "
+              f"{un:.3f} s untracked: {100 * (tr / un - 1):+.1f} % (bar +10 %); "
+              f"whole trk run {statistics.median(t_tr):.2f} s vs {statistics.median(t_un):.2f} s")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
