@@ -100,7 +100,7 @@ def init_run(
         if copy_sourcecode and not op.is_stepped:
             files, digest = copy_source(project.dir, build, op.config.get("sourcecode"))
             attrs["sourcecode_digest"] = digest
-            attrs["sourcecode_files"] = len(files)
+            attrs["sourcecode_files"] = files
         attrs.update(extra_attrs or {})
         for name, value in attrs.items():
             run.write_attr(name, value)

@@ -1,0 +1,360 @@
+"""Run dependencies (`requires:`): upstream runs, project files and URLs.
+
+`plan_dependencies` resolves every dependency without touching the new run
+(URLs are downloaded into a content-addressed cache); `DepsPlan.apply` then
+links or copies them into the run and records what it got, with digests
+computed from the very bytes the run received.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import DependencyError
+from .project import OpDef, Project
+from .store import Run, RunStore
+
+CHUNK = 1024 * 1024
+
+
+@dataclass
+class Dependency:
+    """One entry of an operation's `requires:`."""
+
+    kind: str  # operation, file or url
+    spec: str  # operation name (or regex), project path, or URL
+    select: list[str] = field(default_factory=list)
+    target_path: str = ""
+    link: bool = False
+    sha256: str | None = None
+    alias: str | None = None  # the dependency's `name:`
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}:{self.spec}"
+
+    @property
+    def short(self) -> str:
+        if self.alias:
+            return self.alias
+        if self.kind == "operation":
+            return self.spec.rpartition(":")[2]
+        return os.path.basename(self.spec.rstrip("/")) or self.spec
+
+
+def parse_requires(op: OpDef) -> list[Dependency]:
+    data = op.config.get("requires")
+    if data is None:
+        return []
+    items = data if isinstance(data, list) else [data]
+    deps = []
+    for item in items:
+        if isinstance(item, str):
+            kind, sep, spec = item.partition(":")
+            if sep and kind in ("operation", "file", "url"):
+                item = {kind: spec}
+            elif item.startswith(("http://", "https://")):
+                item = {"url": item}
+            else:
+                item = {"operation": item}
+        if not isinstance(item, dict):
+            raise DependencyError(f"invalid dependency {item!r} in {op.fullname}: expected a mapping")
+        kinds = [k for k in ("operation", "file", "url") if k in item]
+        if len(kinds) != 1:
+            raise DependencyError(
+                f"invalid dependency {item!r} in {op.fullname}: give exactly one of operation, file or url")
+        kind = kinds[0]
+        select = item.get("select") or []
+        select = [select] if isinstance(select, str) else [str(s) for s in select]
+        select = [s.get("file", s) if isinstance(s, dict) else s for s in select]
+        deps.append(Dependency(
+            kind=kind, spec=str(item[kind]), select=select,
+            target_path=str(item.get("target-path") or item.get("path") or ""),
+            link=bool(item.get("link", False)), sha256=item.get("sha256"), alias=item.get("name"),
+        ))
+    return deps
+
+
+def dependency_names(op: OpDef) -> set[str]:
+    """Names a user may assign a run to on the command line (`prepare=RUN`)."""
+    names = set()
+    for dep in parse_requires(op):
+        if dep.kind == "operation":
+            names.update({dep.spec, dep.name, dep.short})
+            if dep.alias:
+                names.add(dep.alias)
+    return names
+
+
+@dataclass
+class Resolved:
+    dep: Dependency
+    sha256: str
+    run: Run | None = None  # operation deps
+    source: str | None = None  # file and url deps: the path to link or copy
+    files: list[str] = field(default_factory=list)  # operation deps: selected paths in the run
+
+
+class DepsPlan:
+    def __init__(self, op: OpDef, project: Project, resolved: list[Resolved]):
+        self.op = op
+        self.project = project
+        self.resolved = resolved
+
+    def label_parts(self) -> list[tuple[str, str]]:
+        return [(r.dep.name, r.run.id) for r in self.resolved if r.run is not None]
+
+    def digests(self) -> dict[str, dict[str, Any]]:
+        """What identifies each dependency's input, for `--needed`."""
+        for r in self.resolved:
+            if not r.sha256 and r.source:
+                r.sha256 = hash_path(r.source)
+        return {r.dep.name: {"run": r.run.id if r.run else None, "sha256": r.sha256} for r in self.resolved}
+
+    def apply(self, run: Run, say: Callable[[str], None]) -> None:
+        """Link or copy every dependency into `run`; record them in attr `deps`."""
+        records = []
+        for r in self.resolved:
+            say(f"Resolving {r.dep.name}")
+            target_dir = _inside(run.dir, r.dep.target_path, f"target-path of {r.dep.name}")
+            if r.run is not None:
+                say(f"Using run {r.run.id} for {r.dep.name}")
+                for rel in r.files:
+                    _symlink(os.path.realpath(os.path.join(r.run.dir, rel)), os.path.join(target_dir, rel))
+                records.append({"name": r.dep.name, "kind": "operation", "run": r.run.id, "sha256": r.sha256,
+                                "files": r.files})
+            elif r.dep.kind == "url":
+                dest = os.path.join(target_dir, _url_basename(r.dep.spec))
+                _symlink(r.source, dest)
+                records.append({"name": r.dep.name, "kind": "url", "url": r.dep.spec, "sha256": r.sha256,
+                                "path": os.path.relpath(dest, run.dir)})
+            else:
+                dest = os.path.join(target_dir, os.path.basename(r.source.rstrip(os.sep)))
+                if r.dep.link:
+                    _symlink(r.source, dest)
+                    digest = r.sha256 or hash_path(r.source)
+                else:
+                    digest = copy_hashed(r.source, dest)  # what the run received
+                records.append({"name": r.dep.name, "kind": "file", "path": os.path.relpath(dest, run.dir),
+                                "sha256": digest, "link": r.dep.link})
+        run.write_attr("deps", records)
+
+
+def plan_dependencies(store: RunStore, project: Project, op: OpDef, dep_specs: dict[str, str]) -> DepsPlan:
+    deps = parse_requires(op)
+    resolved = []
+    runs = None
+    for dep in deps:
+        if dep.kind == "operation":
+            if runs is None:
+                runs = store.list()
+            resolved.append(_resolve_operation(dep, op, runs, dep_specs))
+        elif dep.kind == "file":
+            resolved.append(_resolve_file(dep, project))
+        else:
+            resolved.append(_resolve_url(dep, store))
+    return DepsPlan(op, project, resolved)
+
+
+def _unmet(dep: Dependency, reason: str) -> DependencyError:
+    return DependencyError(
+        f"run failed because a dependency was not met: could not resolve '{dep.name}' in {dep.short} ({reason})")
+
+
+def _op_matches(dep: Dependency, opspec: str, model: str) -> bool:
+    spec = dep.spec
+    if opspec == spec or (model and opspec == f"{model}:{spec}"):
+        return True
+    if ":" not in spec and not model and opspec.rpartition(":")[2] == spec:
+        return True
+    try:
+        return bool(re.fullmatch(spec, opspec) or (model and re.fullmatch(f"{model}:{spec}", opspec)))
+    except re.error:
+        return False
+
+
+def _resolve_operation(dep: Dependency, op: OpDef, runs: list[Run], dep_specs: dict[str, str]) -> Resolved:
+    from .errors import RunSpecError
+    from .select import select
+
+    given = next((dep_specs[n] for n in (dep.alias, dep.name, dep.spec, dep.short) if n and n in dep_specs), None)
+    if given is not None:
+        try:
+            (run,) = select(runs, [given])[:1]
+        except (RunSpecError, ValueError) as e:
+            raise _unmet(dep, f"no run '{given}': {e}") from None
+        if run.status != "completed":
+            raise _unmet(dep, f"run {run.short_id} is {run.status}")
+    else:
+        run = next((r for r in runs if r.status == "completed" and _op_matches(dep, r.opspec, op.model)), None)
+        if run is None:
+            raise _unmet(dep, "no suitable run")
+    files = _select_files(run.dir, dep.select)
+    if dep.select and not files:
+        raise _unmet(dep, f"run {run.short_id} has no file matching {', '.join(dep.select)}")
+    h = hashlib.sha256(run.id.encode())
+    for rel in files:
+        h.update(b"\0" + rel.encode() + b"\0" + hash_path(os.path.join(run.dir, rel)).encode())
+    return Resolved(dep, h.hexdigest(), run=run, files=files)
+
+
+def _select_files(run_dir: str, patterns: list[str]) -> list[str]:
+    """Top-level entries of an upstream run to link: all, or those selected."""
+    names = []
+    for dirpath, dirnames, filenames in os.walk(run_dir):
+        rel_dir = os.path.relpath(dirpath, run_dir)
+        dirnames[:] = sorted(d for d in dirnames if d != ".trk" and not (rel_dir == "." and d.startswith(".")))
+        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
+            rel = name if rel_dir == "." else os.path.join(rel_dir, name)
+            if not patterns or any(_pattern_match(p, rel) for p in patterns):
+                names.append(rel)
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+    return names
+
+
+def _pattern_match(pattern: str, rel: str) -> bool:
+    try:
+        if re.fullmatch(pattern, rel):
+            return True
+    except re.error:
+        pass
+    import fnmatch
+
+    return fnmatch.fnmatch(rel, pattern) or rel.startswith(pattern.rstrip("/") + "/")
+
+
+def _inside(root: str, rel: str, what: str) -> str:
+    path = os.path.realpath(os.path.join(root, rel)) if rel else os.path.realpath(root)
+    real_root = os.path.realpath(root)
+    if path != real_root and not path.startswith(real_root + os.sep):
+        raise DependencyError(f"{what} '{rel}' is outside the run directory")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _resolve_file(dep: Dependency, project: Project) -> Resolved:
+    root = os.path.realpath(project.dir)
+    path = os.path.realpath(os.path.join(root, dep.spec))
+    if path != root and not path.startswith(root + os.sep):
+        raise DependencyError(
+            f"dependency '{dep.name}' of {project.filename} is outside the project directory {root}",
+            "Dependencies may only name files inside the project; copy the file into the project.")
+    if not os.path.exists(path):
+        raise _unmet(dep, f"{dep.spec} does not exist in {root}")
+    # Hashed on demand: a copied file is hashed as it is copied.
+    return Resolved(dep, "", source=path)
+
+
+def hash_path(path: str) -> str:
+    """SHA-256 of a file, or of a directory's relative paths and file digests."""
+    if os.path.isdir(path):
+        h = hashlib.sha256()
+        for dirpath, dirnames, filenames in os.walk(path):
+            dirnames.sort()
+            for name in sorted(filenames):
+                full = os.path.join(dirpath, name)
+                h.update(os.path.relpath(full, path).encode() + b"\0" + hash_path(full).encode())
+        return h.hexdigest()
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def copy_hashed(src: str, dest: str) -> str:
+    """Copy a file or directory, hashing the bytes written; returns the digest."""
+    if os.path.isdir(src):
+        h = hashlib.sha256()
+        for dirpath, dirnames, filenames in os.walk(src):
+            dirnames.sort()
+            for name in sorted(filenames):
+                full = os.path.join(dirpath, name)
+                rel = os.path.relpath(full, src)
+                h.update(rel.encode() + b"\0" + copy_hashed(full, os.path.join(dest, rel)).encode())
+        return h.hexdigest()
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    if os.path.lexists(dest):
+        os.unlink(dest)
+    h = hashlib.sha256()
+    with open(src, "rb") as fi, open(dest, "wb") as fo:
+        for chunk in iter(lambda: fi.read(CHUNK), b""):
+            h.update(chunk)
+            fo.write(chunk)
+    shutil.copymode(src, dest)
+    return h.hexdigest()
+
+
+def _symlink(target: str, link: str) -> None:
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    if os.path.lexists(link):
+        if os.path.isdir(link) and not os.path.islink(link):
+            shutil.rmtree(link)
+        else:
+            os.unlink(link)
+    os.symlink(target, link)
+
+
+def _url_basename(url: str) -> str:
+    from urllib.parse import urlparse
+
+    name = os.path.basename(urlparse(url).path) or "download"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def _resolve_url(dep: Dependency, store: RunStore) -> Resolved:
+    """Download once into `$TRK_HOME/cache/urls/<sha256>/NAME`; verify; reuse."""
+    cache = os.path.join(store.home, "cache", "urls")
+    index = os.path.join(cache, "index")
+    os.makedirs(index, exist_ok=True)
+    key = os.path.join(index, hashlib.sha256(dep.spec.encode()).hexdigest())
+    name = _url_basename(dep.spec)
+    expected = dep.sha256.lower() if dep.sha256 else None
+    try:
+        known = open(key).read().strip()
+    except OSError:
+        known = None
+    for digest in filter(None, (expected, known)):
+        path = os.path.join(cache, digest, name)
+        if os.path.isfile(path):
+            return Resolved(dep, digest, source=path)
+    import urllib.request
+
+    fd, tmp = tempfile.mkstemp(dir=cache, prefix=".download-")
+    h = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(dep.spec, timeout=60) as resp:
+            for chunk in iter(lambda: resp.read(CHUNK), b""):
+                h.update(chunk)
+                out.write(chunk)
+        digest = h.hexdigest()
+        if expected and digest != expected:
+            raise DependencyError(
+                f"run failed because a dependency was not met: checksum mismatch for {dep.spec}: "
+                f"expected sha256 {expected}, got {digest}",
+                "Check the URL, or update sha256 in the project file if the file changed on purpose.")
+        dest_dir = os.path.join(cache, digest)
+        os.makedirs(dest_dir, exist_ok=True)
+        dest = os.path.join(dest_dir, name)
+        os.replace(tmp, dest)  # only a complete, verified download enters the cache
+        tmp = None
+        from .fsutil import atomic_write
+
+        atomic_write(key, digest + "\n")
+        return Resolved(dep, digest, source=dest)
+    except DependencyError:
+        raise
+    except OSError as e:
+        raise _unmet(dep, f"download failed: {e}") from None
+    finally:
+        if tmp:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass

@@ -1,0 +1,77 @@
+"""What differs between two runs: flags, source files, dependencies, scalars."""
+
+from __future__ import annotations
+
+import difflib
+import os
+
+from .flags import format_value
+from .store import Run, RunStore
+
+
+def _source_files(run: Run) -> list[str]:
+    files = run.get("sourcecode_files")
+    return list(files) if isinstance(files, list) else []
+
+
+def _read(path: str) -> list[str] | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().splitlines(keepends=True)
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def diff_runs(store: RunStore, a: Run, b: Run) -> list[str]:
+    """Lines describing how run `b` differs from run `a`."""
+    out = [f"--- {a.short_id} {a.opspec}", f"+++ {b.short_id} {b.opspec}"]
+    flags = []
+    for name in sorted(set(a.flags) | set(b.flags)):
+        va, vb = a.flags.get(name), b.flags.get(name)
+        if va != vb or name not in a.flags or name not in b.flags:
+            flags.append(f"  {name}: {format_value(va) if name in a.flags else '(none)'} -> "
+                         f"{format_value(vb) if name in b.flags else '(none)'}")
+    out += ["flags:"] + (flags or ["  (same)"])
+    src = []
+    if a.get("sourcecode_digest") != b.get("sourcecode_digest"):
+        for rel in sorted(set(_source_files(a)) | set(_source_files(b))):
+            la, lb = _read(os.path.join(a.dir, rel)), _read(os.path.join(b.dir, rel))
+            if la == lb:
+                continue
+            src += [line.rstrip("\n") for line in difflib.unified_diff(
+                la or [], lb or [], f"{a.short_id}/{rel}" if la is not None else "/dev/null",
+                f"{b.short_id}/{rel}" if lb is not None else "/dev/null")]
+    out += ["source:"] + ([f"  {l}" for l in src] or ["  (same)"])
+    deps = []
+    da = {d.get("name"): d for d in a.get("deps") or []}
+    db = {d.get("name"): d for d in b.get("deps") or []}
+    for name in sorted(set(da) | set(db)):
+        x, y = da.get(name) or {}, db.get(name) or {}
+        if (x.get("run"), x.get("sha256")) != (y.get("run"), y.get("sha256")):
+            deps.append(f"  {name}: {_dep(x)} -> {_dep(y)}")
+    out += ["dependencies:"] + (deps or ["  (same)"])
+    scalars = []
+    try:
+        from .api import scalars as run_scalars
+        from .compare import format_cell
+
+        sa, sb = run_scalars(a, store), run_scalars(b, store)
+        for key in sorted(set(sa) | set(sb)):
+            x, y = sa.get(key), sb.get(key)
+            vx = format_cell(x.last, "scalar") if x else "(none)"
+            vy = format_cell(y.last, "scalar") if y else "(none)"
+            if vx != vy:
+                p, t = key
+                scalars.append(f"  {p + '#' if p else ''}{t}: {vx} -> {vy}")
+    except Exception as e:  # scalars are best effort here: the rest is still useful
+        scalars.append(f"  (scalars unavailable: {e})")
+    out += ["scalars:"] + (scalars or ["  (same)"])
+    return out
+
+
+def _dep(d: dict) -> str:
+    if not d:
+        return "(none)"
+    if d.get("run"):
+        return f"run {d['run'][:8]}"
+    return f"sha256 {str(d.get('sha256'))[:12]}"

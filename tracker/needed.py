@@ -1,0 +1,63 @@
+"""`--needed`: reuse a completed run whose inputs are the same.
+
+Inputs are the flag values, the source-code digest and each dependency's
+digest, where an operation dependency counts by the upstream run it
+resolved to and that run's content. Guild compares flags only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .flags import format_value
+from .project import OpDef, Project
+from .store import Run, RunStore
+
+
+def input_differences(run: Run, flags: dict[str, Any], source_digest: str, deps: dict[str, dict]) -> list[str]:
+    """Why `run` does not have these inputs (empty: it does)."""
+    diffs = []
+    old_flags = run.flags
+    for name in sorted(set(old_flags) | set(flags)):
+        if old_flags.get(name) != flags.get(name) or type(old_flags.get(name)) is not type(flags.get(name)):
+            diffs.append(f"flag {name}: {format_value(old_flags.get(name))} -> {format_value(flags.get(name))}")
+    if run.get("sourcecode_digest") != source_digest:
+        diffs.append("source code changed")
+    old_deps = {d.get("name"): d for d in run.get("deps") or []}
+    for name in sorted(set(old_deps) | set(deps)):
+        old, new = old_deps.get(name), deps.get(name)
+        if old is None or new is None:
+            diffs.append(f"dependency {name} {'added' if old is None else 'removed'}")
+        elif old.get("run") != new.get("run"):
+            diffs.append(f"dependency {name} resolved to a different run: {(old.get('run') or '')[:8]} -> "
+                         f"{(new.get('run') or '')[:8]}")
+        elif old.get("sha256") != new.get("sha256"):
+            diffs.append(f"dependency {name} changed")
+    return diffs
+
+
+def find_reusable(store: RunStore, project: Project, op: OpDef, flags: dict[str, Any], deps_plan,
+                  explain: bool = False, say: Callable[[str], None] | None = None) -> Run | None:
+    from .sourcecode import copy_source
+
+    say = say or (lambda line: None)
+    _, source_digest = copy_source(project.dir, None, op.config.get("sourcecode"))
+    deps = deps_plan.digests() if deps_plan is not None else {}
+    closest: tuple[Run, list[str]] | None = None
+    for run in store.list():
+        if run.opspec != op.fullname or run.status != "completed":
+            continue
+        diffs = input_differences(run, flags, source_digest, deps)
+        if not diffs:
+            if explain:
+                say(f"Reusing run {run.id}: same flags, source code and dependencies")
+            return run
+        if closest is None or len(diffs) < len(closest[1]):
+            closest = (run, diffs)
+    if explain:
+        if closest is None:
+            say(f"No completed run of {op.fullname} to reuse")
+        else:
+            run, diffs = closest
+            say(f"Not reusing run {run.id} (the closest): " + "; ".join(diffs))
+    return None
