@@ -73,10 +73,17 @@ def parse_requires(op: OpDef) -> list[Dependency]:
         select = item.get("select") or []
         select = [select] if isinstance(select, str) else [str(s) for s in select]
         select = [s.get("file", s) if isinstance(s, dict) else s for s in select]
+        sha = item.get("sha256")
+        if sha is not None:
+            sha = str(sha).lower()
+            if not re.fullmatch(r"[0-9a-f]{64}", sha):
+                raise DependencyError(
+                    f"invalid sha256 for {kind} dependency '{item[kind]}' in {op.fullname}: {item.get('sha256')!r}",
+                    "Give the 64 hex digits of the file's SHA-256, in quotes.")
         deps.append(Dependency(
             kind=kind, spec=str(item[kind]), select=select,
             target_path=str(item.get("target-path") or item.get("path") or ""),
-            link=bool(item.get("link", False)), sha256=item.get("sha256"), alias=item.get("name"),
+            link=bool(item.get("link", False)), sha256=sha, alias=item.get("name"),
         ))
     return deps
 
