@@ -174,8 +174,11 @@ def launch(
 def echo_line(sinks: Sinks | None, line: str) -> None:
     """Echo a trk message line to the sinks' stdout (with their prefix)."""
     if sinks is not None and sinks.stdout is not None:
-        sinks.stdout.write(sinks.prefix + line.encode() + b"\n")
-        sinks.stdout.flush()
+        try:
+            sinks.stdout.write(sinks.prefix + line.encode() + b"\n")
+            sinks.stdout.flush()
+        except (BrokenPipeError, ValueError):
+            sinks.stdout = None  # the reader went away: the run goes on
 
 
 def say_for(run: Run, sinks: Sinks | None):
