@@ -26,7 +26,7 @@ TRK = os.path.join(os.path.dirname(sys.executable), "trk")
 
 
 def make_runs(home: str, n: int, tags: int, steps: int, offset: int = 0) -> None:
-    from tracker.scalars.events import EventWriter
+    from tracker.metrics.events import EventWriter
     from tracker.store import RunStore, now_us
 
     store = RunStore(home)
@@ -63,7 +63,7 @@ def main():
         make_runs(home, 1000, 10, 100)
         env = dict(os.environ, TRK_HOME=home)
         from tracker.compare import _stamp
-        from tracker.scalars.index import ScalarIndex
+        from tracker.metrics.index import ScalarIndex
         from tracker.store import RunStore
 
         store = RunStore(home)

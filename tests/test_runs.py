@@ -204,3 +204,14 @@ def test_help_op(trk, project):
     out = trk("run", "train", "--help-op", cwd=project).stdout
     assert "Train a toy model" in out
     assert "lr         Learning rate (default is 0.1; type float)" in out
+
+
+def test_short_number_is_always_an_index(trk, project, trk_home):
+    from tracker.select import select
+    from tracker.store import Run
+
+    runs = [Run("9" * 32, "/x", {"id": "9" * 32}), Run("1234567" + "a" * 25, "/y", {"id": "x"})]
+    assert select(runs, ["2"]) == [runs[1]]
+    with pytest.raises(Exception, match="no run at index 9"):
+        select(runs, ["9"])
+    assert select(runs, ["123456"]) == [runs[1]]

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from tracker.scalars.events import EventWriter, read_scalars
+from tracker.metrics.events import EventWriter, read_scalars
 
 
 def write_sample(dir, n=50):

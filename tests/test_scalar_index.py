@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from tracker.scalars.events import EventWriter
-from tracker.scalars.index import ScalarIndex
+from tracker.metrics.events import EventWriter
+from tracker.metrics.index import ScalarIndex
 
 
 def write(dir, tag, values, start=0):
@@ -92,7 +92,7 @@ def test_truncated_file_of_finished_run_warns(tmp_path):
 
 KILL_SCRIPT = textwrap.dedent("""
     import sys
-    from tracker.scalars.index import ScalarIndex
+    from tracker.metrics.index import ScalarIndex
     root, db, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     idx = ScalarIndex(db)
     print("ready", flush=True)

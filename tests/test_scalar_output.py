@@ -2,8 +2,8 @@
 
 import pytest
 
-from tracker.scalars.events import read_scalars
-from tracker.scalars.output import OutputScalars, OutputScalarSpec, parse_lines
+from tracker.metrics.events import read_scalars
+from tracker.metrics.output import OutputScalars, OutputScalarSpec, parse_lines
 
 
 def parse(spec, text):

@@ -18,7 +18,6 @@ _LAZY = {
     "run": ("tracker.api", "run"),
     "runs": ("tracker.api", "runs"),
     "scalars": ("tracker.api", "scalars"),
-    "compare": ("tracker.api", "compare"),
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -45,7 +45,7 @@ def run(
 
 def scalars(run: Run | str, store: RunStore | None = None) -> dict:
     """A run's scalars: {(prefix, tag): Agg(first, last, min, max, ...)}."""
-    from .scalars.index import ScalarIndex
+    from .metrics.index import ScalarIndex
 
     store = store or RunStore()
     if isinstance(run, str):

@@ -79,7 +79,7 @@ class Comparison:
     """Runs to compare, with their scalars and pipeline relations."""
 
     def __init__(self, store: RunStore, runs: Sequence[Run], all_runs: Sequence[Run] | None = None):
-        from .scalars.index import ScalarIndex
+        from .metrics.index import ScalarIndex
 
         self.store = store
         self.runs = list(runs)

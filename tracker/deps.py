@@ -153,10 +153,11 @@ class DepsPlan:
         run.write_attr("deps", records)
 
 
-def plan_dependencies(store: RunStore, project: Project, op: OpDef, dep_specs: dict[str, str]) -> DepsPlan:
+def plan_dependencies(store: RunStore, project: Project, op: OpDef, dep_specs: dict[str, str],
+                      runs: list[Run] | None = None) -> DepsPlan:
+    """Resolve `op`'s dependencies; `runs` is the store's listing, if at hand."""
     deps = parse_requires(op)
     resolved = []
-    runs = None
     for dep in deps:
         if dep.kind == "operation":
             if runs is None:

@@ -84,7 +84,7 @@ def _scalar_parser(run: Run, spec: Any):
     """The output-scalar writer for this run, or None when disabled."""
     if spec is False or (isinstance(spec, str) and spec.lower() in ("no", "false", "off")):
         return None
-    from .scalars.output import OutputScalars
+    from .metrics.output import OutputScalars
 
     try:
         return OutputScalars(spec, run.meta_dir)

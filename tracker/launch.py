@@ -135,12 +135,14 @@ def launch(
     resolved: list[tuple[str, str]] = []
     deps_plan = None
     deps_error = None
+    # One listing serves dependency resolution and --needed.
+    runs = store.list() if op.config.get("requires") or opts.needed else None
     if op.config.get("requires"):
         from .deps import plan_dependencies
         from .errors import DependencyError
 
         try:
-            deps_plan = plan_dependencies(store, project, op, opts.dep_specs)
+            deps_plan = plan_dependencies(store, project, op, opts.dep_specs, runs)
             resolved = deps_plan.label_parts()
         except DependencyError as e:
             deps_error = e
@@ -148,7 +150,7 @@ def launch(
         from .needed import find_reusable
 
         reuse = find_reusable(store, project, op, flags, deps_plan, explain=opts.explain,
-                              say=lambda line: echo_line(sinks, line))
+                              say=lambda line: echo_line(sinks, line), runs=runs)
         if reuse is not None:
             return LaunchResult(reuse, 0, reused=True)
     label = interpolate(opts.label, flags) if opts.label is not None else default_label(flags, resolved)

@@ -37,14 +37,15 @@ def input_differences(run: Run, flags: dict[str, Any], source_digest: str, deps:
 
 
 def find_reusable(store: RunStore, project: Project, op: OpDef, flags: dict[str, Any], deps_plan,
-                  explain: bool = False, say: Callable[[str], None] | None = None) -> Run | None:
+                  explain: bool = False, say: Callable[[str], None] | None = None,
+                  runs: list[Run] | None = None) -> Run | None:
     from .sourcecode import copy_source
 
     say = say or (lambda line: None)
     _, source_digest = copy_source(project.dir, None, op.config.get("sourcecode"))
     deps = deps_plan.digests() if deps_plan is not None else {}
     closest: tuple[Run, list[str]] | None = None
-    for run in store.list():
+    for run in runs if runs is not None else store.list():
         if run.opspec != op.fullname or run.status != "completed":
             continue
         diffs = input_differences(run, flags, source_digest, deps)

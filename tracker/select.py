@@ -1,7 +1,8 @@
 """Selecting runs: filters (operation, label, tag, status) and run specs.
 
-A spec is an index into the filtered, newest-first listing (`1`), a range
-(`2:5`, `:3`, `4:`), or a run id prefix. Several specs select their union.
+A spec is an index into the filtered, newest-first listing (`1`; numbers of
+up to 5 digits), a range (`2:5`, `:3`, `4:`), or a run id prefix (longer
+digit strings are prefixes too). Several specs select their union.
 """
 
 from __future__ import annotations
@@ -61,14 +62,12 @@ def select(runs: Sequence[Run], specs: Sequence[str]) -> list[Run]:
 
 
 def _resolve_one(runs: Sequence[Run], spec: str) -> list[int]:
-    if spec.isdigit():
+    if spec.isdigit() and len(spec) < 6:
+        # Short numbers are indexes, always: an index past the end is an
+        # error, never a silent match on an id that starts with those digits.
         i = int(spec)
         if 1 <= i <= len(runs):
             return [i - 1]
-        # Fall through: an all-digit string may still be an id prefix.
-        hits = _by_prefix(runs, spec)
-        if hits:
-            return hits
         raise RunSpecError(
             f"no run at index {i}" + (f" (there {'is' if len(runs) == 1 else 'are'} {len(runs)})" if runs else " (there are no runs)"),
             "Try 'trk runs' to list runs and their indexes.",
