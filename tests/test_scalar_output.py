@@ -1,5 +1,7 @@
 """Output scalars: printed metric lines become scalars."""
 
+import os
+
 import pytest
 
 from tracker.metrics.events import read_scalars
@@ -43,3 +45,34 @@ def test_disabled_writes_nothing(tmp_path, project, trk):
     trk("run", "train", "-y", cwd=project)
     (run_dir,) = (trk.home / "runs").iterdir()
     assert not [p for p in (run_dir / ".trk").iterdir() if "tfevents" in p.name]
+
+
+def test_running_job_scalars_are_visible(trk, tmp_path):
+    """Output scalars are flushed every few seconds while the program runs."""
+    import json
+    import subprocess
+    import time
+
+    proj = tmp_path / "live"
+    proj.mkdir()
+    (proj / "trk.yml").write_text("slow:\n  exec: python slow.py\n")
+    (proj / "slow.py").write_text(
+        "import os, time\nprint('loss=0.5', flush=True)\n"
+        "while not os.path.exists('stop'):\n    time.sleep(0.1)\n")
+    proc = trk.popen("run", "slow", "-y", cwd=proj, stdout=subprocess.PIPE)
+    try:
+        proc.stdout.readline()
+        deadline = time.time() + 15
+        seen = None
+        while time.time() < deadline:
+            info = json.loads(trk("runs", "info", "--json").stdout)
+            seen = info.get("scalars")
+            if seen:
+                break
+            time.sleep(0.5)
+        assert info["status"] == "running"
+        assert seen == {"loss": "0.5 (step 0)"}
+    finally:
+        run_dir = json.loads(trk("runs", "info", "--json").stdout)["run_dir"]
+        open(os.path.join(run_dir, "stop"), "w").close()
+        proc.wait(timeout=20)

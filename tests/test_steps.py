@@ -240,3 +240,38 @@ def test_tree_and_info(trk, pipe):
     assert all(l.split()[1] == "sleep" and "    sleep" in l for l in lines[1:])
     info = trk("runs", "info", "5").stdout
     assert "steps:" in info and "  - root:" in info and "  - last:" in info
+
+
+FAIL_FAST_YML = """
+sleep:
+  exec: python hang.py ${marker}
+  flags: {marker: /nonexistent}
+boom:
+  exec: python -c "import sys, time; time.sleep(0.5); sys.exit(2)"
+par:
+  flags: {marker: /nonexistent}
+  steps:
+    - run: sleep marker=${marker}
+      name: long
+      needs: []
+    - run: boom
+      name: boom
+      needs: []
+    - run: boom
+      name: after
+      needs: [boom]
+"""
+
+
+def test_fail_fast_terminates_running_siblings(trk, pipe, tmp_path):
+    (pipe / "trk.yml").write_text(FAIL_FAST_YML)
+    marker = tmp_path / "never"
+    p = trk("run", "par", f"marker={marker}", "--fail-fast", "--max-parallel", "2", "-y", cwd=pipe, check=False,
+            timeout=60)
+    assert p.returncode == 2
+    steps = by_step(runs_json(trk))
+    assert steps["boom"]["status"] == "error"
+    assert steps["long"]["status"] in ("terminated", "error")
+    assert "after" not in steps
+    parent = next(r for r in runs_json(trk) if r["op"] == "par")
+    assert parent["status"] == "error"
