@@ -18,7 +18,7 @@ def test_run_records_attrs_output_and_source(trk, project, trk_home):
     assert "trained with sgd" in p.stdout
     (run_dir,) = (trk_home / "runs").iterdir()
     attrs = run_dir / ".trk" / "attrs"
-    for name in ("id", "op", "flags", "cmd", "label", "tags", "started", "stopped", "exit_status",
+    for name in ("id", "op", "flags", "cmd", "env", "label", "tags", "started", "stopped", "exit_status",
                  "sourcecode_digest", "host", "pid"):
         assert (attrs / name).exists(), name
     assert json.loads((attrs / "flags").read_text()) == {"lr": 0.5, "epochs": 3, "optimizer": "sgd", "verbose": False}
@@ -47,6 +47,12 @@ def test_flag_values_reach_program_as_single_arguments(trk, project, trk_home):
     assert p.stdout.splitlines() == ["[a b; echo 'pwned' \"x\"]", "[$(id)]"]
     p = trk("run", "shell", "msg=x; echo pwned", "-y", cwd=project)
     assert p.stdout.splitlines() == ["msg=[x; echo pwned]"]
+
+
+def test_quiet_records_output_without_showing_it(trk, project):
+    p = trk("run", "echo", "-q", "-y", cwd=project)
+    assert p.stdout == ""
+    assert trk("cat", "--output").stdout == "[hello]\n[1]\n"
 
 
 def test_exit_code_is_the_programs(trk, project):

@@ -89,8 +89,7 @@ def init_run(
         if cmd is not None:
             attrs["cmd"] = cmd
         env = op.config.get("env")
-        if isinstance(env, dict):
-            attrs["env"] = {str(k): interpolate(str(v), flags) for k, v in env.items()}
+        attrs["env"] = {str(k): interpolate(str(v), flags) for k, v in env.items()} if isinstance(env, dict) else {}
         if opts.parent is not None:
             attrs["parent"] = opts.parent.id
             if opts.step_name:

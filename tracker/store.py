@@ -18,7 +18,7 @@ from typing import Any, Iterable
 from .errors import TrkError
 from .fsutil import atomic_write, dump_attr, load_attr
 
-STATUSES = ("running", "completed", "error", "terminated", "staged", "pending")
+STATUSES = ("running", "completed", "error", "terminated", "staged")
 
 
 def default_home() -> str:

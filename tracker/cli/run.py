@@ -13,13 +13,15 @@ class _TrkLogFormatter(logging.Formatter):
         return f"{record.levelname}: [trk] {record.getMessage()}"
 
 
-def setup_logging() -> None:
+def setup_logging(quiet: bool = False) -> None:
     logger = logging.getLogger("trk")
+    if quiet:
+        logger.setLevel(logging.WARNING)
     if not logger.handlers:
         h = logging.StreamHandler(sys.stderr)
         h.setFormatter(_TrkLogFormatter())
         logger.addHandler(h)
-        logger.setLevel(logging.INFO)
+        logger.setLevel(logging.WARNING if quiet else logging.INFO)
         logger.propagate = False
 
 
@@ -39,9 +41,10 @@ def setup_logging() -> None:
 @click.option("--max-parallel", type=int, help="Steps run at once in a DAG pipeline (default: CPUs).")
 @click.option("--fail-fast", is_flag=True, help="Terminate running steps when one step fails.")
 @click.option("--preview", is_flag=True, help="Print the expanded step tree of a pipeline; run nothing.")
+@click.option("-q", "--quiet", is_flag=True, help="Do not show the program's output (it is still recorded).")
 @click.option("--help-op", is_flag=True, help="Show the operation's description and flags.")
 def run(opspec, assigns, yes, label, tags, run_dir, stage, start_run, force_flags, needed, explain,
-        restart, max_parallel, fail_fast, preview, help_op):
+        restart, max_parallel, fail_fast, preview, quiet, help_op):
     """Run an operation.
 
     [MODEL:]OP names an operation of the project file (trk.yml, or guild.yml)
@@ -60,13 +63,14 @@ def run(opspec, assigns, yes, label, tags, run_dir, stage, start_run, force_flag
     from tracker.opspec import parse_assigns, resolve, resolve_flags
     from tracker.store import RunStore
 
-    setup_logging()
+    setup_logging(quiet)
     st = RunStore()
+    sinks = Sinks() if quiet else Sinks.console()
     if start_run or restart:
         from tracker.restart import restart_run
 
         spec = start_run or restart
-        result = restart_run(st, spec, RunOptions(max_parallel=max_parallel, fail_fast=fail_fast), Sinks.console(),
+        result = restart_run(st, spec, RunOptions(max_parallel=max_parallel, fail_fast=fail_fast), sinks,
                              staged_only=bool(start_run))
         sys.exit(exit_code_for(result.exit_code))
     if not opspec:
@@ -99,7 +103,7 @@ def run(opspec, assigns, yes, label, tags, run_dir, stage, start_run, force_flag
             click.echo(f"  {name}: {format_value(value)}")
         if not click.confirm("Continue?", default=True):
             sys.exit(1)
-    result = launch(st, project, op, flags, opts, Sinks.console(), extra)
+    result = launch(st, project, op, flags, opts, sinks, extra)
     if result.reused:
         click.echo(f"Skipping run because a completed run with the same inputs exists: {result.run.id}")
     if stage and result.run is not None:
