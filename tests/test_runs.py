@@ -221,3 +221,26 @@ def test_short_number_is_always_an_index(trk, project, trk_home):
     with pytest.raises(Exception, match="no run at index 9"):
         select(runs, ["9"])
     assert select(runs, ["123456"]) == [runs[1]]
+
+
+def test_flags_as_globals_for_scripts_without_argument_parser(trk, tmp_path):
+    """Guild's flags-dest globals: `lr = 0.1` in the script takes the flag value."""
+    proj = tmp_path / "g"
+    proj.mkdir()
+    (proj / "guild.yml").write_text("- model: m\n  operations:\n    train:\n      main: train\n"
+                                    "      flags: {lr: 0.1, steps: 10, name: x}\n")
+    (proj / "train.py").write_text("lr = 0.1\nsteps: int = 10\nname = 'x'\nlr = lr * 2\n"
+                                   "print(lr, steps, name, __name__)\n")
+    p = trk("run", "m:train", "lr=0.5", "steps=3", "name=a b", "-y", cwd=proj)
+    assert p.stdout == "1.0 3 a b __main__\n"  # only the first assignment is replaced
+    (proj / "args.py").write_text("import argparse\np = argparse.ArgumentParser()\np.add_argument('--lr')\n"
+                                  "print(p.parse_args().lr)\n")
+    (proj / "guild.yml").write_text("- model: m\n  operations:\n    a:\n      main: args\n      flags: {lr: 0.1}\n"
+                                    "    forced:\n      main: train\n      flags-dest: args\n      flags: {lr: 0.1}\n")
+    assert trk("run", "m:a", "lr=0.3", "-y", cwd=proj).stdout == "0.3\n"
+    (proj / "show.py").write_text("import sys\nprint(sys.argv[1:])\n")
+    (proj / "guild.yml").write_text("- model: m\n  operations:\n    forced:\n      main: show\n"
+                                    "      flags-dest: globals\n      flags: {lr: 0.1}\n"
+                                    "    plain:\n      main: show\n      flags: {lr: 0.1}\n")
+    assert trk("run", "m:forced", "lr=0.3", "-y", cwd=proj).stdout == "[]\n"
+    assert trk("run", "m:plain", "lr=0.3", "-y", cwd=proj).stdout == "['--lr', '0.3']\n"

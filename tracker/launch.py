@@ -130,7 +130,7 @@ def launch(
         from .steps import run_steps
 
         return run_steps(store, project, op, flags, opts, sinks, extra_flags or {})
-    cmd = command_argv(op, flags)
+    cmd = command_argv(op, flags, project.dir)
     resolved: list[tuple[str, str]] = []
     deps_plan = None
     deps_error = None

@@ -135,12 +135,39 @@ def interpolate(s: str, flags: dict[str, Any], quote: bool = False) -> str:
     return _REF.sub(repl, s)
 
 
-def command_argv(op: OpDef, flags: dict[str, Any]) -> list[str]:
+_ARG_PARSERS = re.compile(
+    r"^\s*(import|from)\s+(argparse|click|absl|fire|typer|docopt|optparse|hydra)\b|\bsys\.argv\b", re.M)
+
+
+def flags_dest(op: OpDef, project_dir: str | None) -> str:
+    """`args` (flags as --name value) or `globals` (flags set as module globals).
+
+    As in Guild: `flags-dest` when given; otherwise `args` when the main
+    module imports an argument parser or reads sys.argv, else `globals`.
+    """
+    dest = op.config.get("flags-dest")
+    if dest in ("args", "globals"):
+        return dest
+    if not op.flags or not op.main or project_dir is None:
+        return "args"
+    module = shlex.split(op.main)[0].replace(".", "/")
+    for candidate in (f"{module}.py", f"{module}/__main__.py"):
+        path = os.path.join(project_dir, candidate)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                return "args" if _ARG_PARSERS.search(f.read()) else "globals"
+        except OSError:
+            continue
+    return "args"
+
+
+def command_argv(op: OpDef, flags: dict[str, Any], project_dir: str | None = None) -> list[str]:
     """Build the argv list for a `main` or `exec` operation.
 
     Flag values are interpolated into single argv items. Where an item is the
     script of `sh -c` / `bash -c`, values are shell-quoted, so a value with
-    spaces, quotes or `;` stays one literal word.
+    spaces, quotes or `;` stays one literal word. A `main` module that parses
+    no arguments gets its flags as globals (see `tracker.pymain`).
     """
     if op.exec is not None:
         try:
@@ -164,9 +191,14 @@ def command_argv(op: OpDef, flags: dict[str, Any]) -> list[str]:
             raise OpError(f"invalid main for {op.fullname}: {e}") from None
         if not parts:
             raise OpError(f"empty main for {op.fullname}")
-        module, args = parts[0], [interpolate(a, flags) for a in parts[1:]]
-        argv = [sys.executable, "-u", "-m", module.replace("/", ".")] + args
+        module, args = parts[0].replace("/", "."), [interpolate(a, flags) for a in parts[1:]]
         referenced = set(_REF.findall(op.main))
+        if flags_dest(op, project_dir) == "globals":
+            import json
+
+            values = {k: v for k, v in flags.items() if k not in referenced}
+            return [sys.executable, "-u", "-m", "tracker.pymain", json.dumps(values), module] + args
+        argv = [sys.executable, "-u", "-m", module] + args
         for name, value in flags.items():
             if value is None or name in referenced:
                 continue
