@@ -22,7 +22,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-TRK = os.path.join(os.path.dirname(sys.executable), "trk")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchutil import TRK, median_wall as wall  # noqa: E402
 
 
 def make_runs(home: str, n: int, tags: int, steps: int, offset: int = 0) -> None:
@@ -42,15 +43,6 @@ def make_runs(home: str, n: int, tags: int, steps: int, offset: int = 0) -> None
             w.add_scalars([(f"tag{t}", (i + t) / (step + 1), step) for t in range(tags)])
         w.close()
         store.publish(run)
-
-
-def wall(argv, env, repeat=3, cwd=None):
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main():

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
-TRK = os.path.join(os.path.dirname(sys.executable), "trk")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchutil import TRK, median_wall  # noqa: E402
 
 PROJECT = """
 noop:
@@ -36,15 +34,6 @@ pipe3:
 """
 
 
-def median_time(argv, env, cwd, repeat):
-    walls = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        walls.append(time.perf_counter() - t)
-    return statistics.median(walls)
-
-
 def main():
     tmp = tempfile.mkdtemp(prefix="trk-bench-steps-")
     try:
@@ -55,13 +44,13 @@ def main():
         with open(os.path.join(proj, "step.py"), "w") as f:
             f.write("print('step')\n")
         env = dict(os.environ, TRK_HOME=os.path.join(tmp, "home"))
-        bare1 = median_time([sys.executable, "-c", "pass"], env, proj, 10)
-        total20 = median_time([TRK, "run", "pipe20", "-y"], env, proj, 3)
+        bare1 = median_wall([sys.executable, "-c", "pass"], env, proj, repeat=10)
+        total20 = median_wall([TRK, "run", "pipe20", "-y"], env, proj, repeat=3)
         per_step = (total20 - 20 * bare1) / 20
         print(f"bare no-op program               {bare1 * 1000:7.1f} ms")
         print(f"20-step pipeline of no-op steps  {total20:7.2f} s")
         print(f"overhead per step                {per_step * 1000:7.1f} ms (bar 100 ms)")
-        total3 = median_time([TRK, "run", "pipe3", "-y"], env, proj, 5)
+        total3 = median_wall([TRK, "run", "pipe3", "-y"], env, proj, repeat=5)
         print(f"3-step pipeline, end to end      {total3:7.2f} s (goal < 0.6 s; Guild AI 0.9: 6.4 s)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -75,3 +75,24 @@ def test_unsupported_flag_message(tmp_path):
         resolve_flags(resolve(p, "op"), {"msg": "x"}, help_cmd="op")
     assert str(e.value) == "unsupported flag 'msg'"
     assert "--force-flags to skip this check." in e.value.hint
+
+
+def test_parsed_project_is_cached_and_invalidated(tmp_path):
+    import os
+    import time
+
+    proj = tmp_path / "p"
+    proj.mkdir()
+    f = proj / "trk.yml"
+    f.write_text("a:\n  exec: echo a\n")
+    old = time.time() - 10
+    os.utime(f, (old, old))
+    cache = tmp_path / "cache"
+    assert list(projmod.load(proj, cache_dir=str(cache)).models[""].operations) == ["a"]
+    assert len(list((cache / "projects").iterdir())) == 1
+    assert list(projmod.load(proj, cache_dir=str(cache)).models[""].operations) == ["a"]
+    f.write_text("b:\n  exec: echo b\n")
+    assert list(projmod.load(proj, cache_dir=str(cache)).models[""].operations) == ["b"]
+    f.write_text("b:\n  exec: echo b\n  flags: [x\n")
+    with pytest.raises(ProjectError, match="trk.yml, line"):
+        projmod.load(proj, cache_dir=str(cache))

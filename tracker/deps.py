@@ -261,41 +261,43 @@ def _resolve_file(dep: Dependency, project: Project) -> Resolved:
 
 def hash_path(path: str) -> str:
     """SHA-256 of a file, or of a directory's relative paths and file digests."""
-    if os.path.isdir(path):
-        h = hashlib.sha256()
-        for dirpath, dirnames, filenames in os.walk(path):
-            dirnames.sort()
-            for name in sorted(filenames):
-                full = os.path.join(dirpath, name)
-                h.update(os.path.relpath(full, path).encode() + b"\0" + hash_path(full).encode())
-        return h.hexdigest()
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return _digest(path, None)
 
 
 def copy_hashed(src: str, dest: str) -> str:
     """Copy a file or directory, hashing the bytes written; returns the digest."""
+    return _digest(src, dest)
+
+
+def _digest(src: str, dest: str | None) -> str:
+    """Stream `src` through SHA-256, writing the same bytes to `dest` if given."""
+    h = hashlib.sha256()
     if os.path.isdir(src):
-        h = hashlib.sha256()
         for dirpath, dirnames, filenames in os.walk(src):
             dirnames.sort()
             for name in sorted(filenames):
                 full = os.path.join(dirpath, name)
                 rel = os.path.relpath(full, src)
-                h.update(rel.encode() + b"\0" + copy_hashed(full, os.path.join(dest, rel)).encode())
+                sub = _digest(full, os.path.join(dest, rel) if dest else None)
+                h.update(rel.encode() + b"\0" + sub.encode())
         return h.hexdigest()
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    if os.path.lexists(dest):
-        os.unlink(dest)
-    h = hashlib.sha256()
-    with open(src, "rb") as fi, open(dest, "wb") as fo:
-        for chunk in iter(lambda: fi.read(CHUNK), b""):
-            h.update(chunk)
-            fo.write(chunk)
-    shutil.copymode(src, dest)
+    out = None
+    if dest:
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        if os.path.lexists(dest):
+            os.unlink(dest)
+        out = open(dest, "wb")
+    try:
+        with open(src, "rb") as f:
+            for chunk in iter(lambda: f.read(CHUNK), b""):
+                h.update(chunk)
+                if out:
+                    out.write(chunk)
+    finally:
+        if out:
+            out.close()
+    if dest:
+        shutil.copymode(src, dest)
     return h.hexdigest()
 
 

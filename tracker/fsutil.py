@@ -52,3 +52,12 @@ def load_attr(text: str) -> Any:
 def ensure_dir(path: str) -> str:
     os.makedirs(path, exist_ok=True)
     return path
+
+
+def remove_sqlite(path: str) -> None:
+    """Delete an SQLite database and its journal files (a cache to rebuild)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            os.unlink(path + suffix)
+        except OSError:
+            pass

@@ -97,8 +97,12 @@ def find_project_file(dir: str) -> str | None:
     return None
 
 
-def load(dir: str = ".") -> Project:
-    """Load the project in `dir`; raise ProjectError naming file and line."""
+def load(dir: str = ".", cache_dir: str | None = None) -> Project:
+    """Load the project in `dir`; raise ProjectError naming file and line.
+
+    With `cache_dir`, the parsed file is cached as JSON keyed by its path,
+    size and mtime, so a repeated `trk run` does not even import YAML.
+    """
     dir = os.path.abspath(dir)
     path = find_project_file(dir)
     if path is None:
@@ -106,13 +110,82 @@ def load(dir: str = ".") -> Project:
             f"no project file in {dir}",
             "Create trk.yml (or guild.yml) there, or cd to a project directory.",
         )
-    return load_file(path)
+    return load_file(path, cache_dir)
 
 
-def load_file(path: str) -> Project:
+def load_file(path: str, cache_dir: str | None = None) -> Project:
+    name = os.path.basename(path)
+    path = os.path.abspath(path)
+    data = _cached(path, cache_dir)
+    if data is _MISS:
+        data = _parse(path, name)
+        _store(path, cache_dir, data)
+    lines = _LineFinder(path)
+    project = Project(os.path.dirname(path), path, {})
+    try:
+        _build(project, data, lines)
+    except _Invalid as e:
+        raise ProjectError(f"{name}, line {lines.line(e.path)}: {e.message}") from None
+    return project
+
+
+_MISS = object()
+
+
+def _cache_file(path: str, cache_dir: str) -> str:
+    import hashlib
+
+    return os.path.join(cache_dir, "projects", hashlib.sha256(path.encode()).hexdigest()[:32] + ".json")
+
+
+def _signature(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _cached(path: str, cache_dir: str | None):
+    if not cache_dir:
+        return _MISS
+    import json
+
+    try:
+        with open(_cache_file(path, cache_dir), encoding="utf-8") as f:
+            entry = json.load(f)
+    except (OSError, ValueError):
+        return _MISS
+    if entry.get("signature") != _signature(path):
+        return _MISS
+    return entry.get("data")
+
+
+def _store(path: str, cache_dir: str | None, data) -> None:
+    if not cache_dir:
+        return
+    import json
+
+    from .fsutil import atomic_write
+
+    import time
+
+    signature = _signature(path)
+    if signature is None or time.time_ns() - signature[1] < 2_000_000_000:
+        return  # modified just now: a same-size edit in the same mtime tick would go unseen
+    try:
+        text = json.dumps({"signature": signature, "data": data})
+        if json.loads(text)["data"] != data:
+            return  # not JSON-exact (non-string keys, dates): always parse YAML
+        os.makedirs(os.path.join(cache_dir, "projects"), exist_ok=True)
+        atomic_write(_cache_file(path, cache_dir), text)
+    except (TypeError, ValueError, OSError):
+        pass
+
+
+def _parse(path: str, name: str):
     import yaml
 
-    name = os.path.basename(path)
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -120,7 +193,7 @@ def load_file(path: str) -> Project:
         raise ProjectError(f"cannot read {name}: {e}") from None
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        data = yaml.load(text, Loader=loader)
+        return yaml.load(text, Loader=loader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 1
@@ -130,13 +203,6 @@ def load_file(path: str) -> Project:
         raise ProjectError(f"{name}, line {line}: {problem}") from None
     except yaml.YAMLError as e:
         raise ProjectError(f"{name}: {e}") from None
-    lines = _LineFinder(text)
-    project = Project(os.path.dirname(os.path.abspath(path)), os.path.abspath(path), {})
-    try:
-        _build(project, data, lines)
-    except _Invalid as e:
-        raise ProjectError(f"{name}, line {lines.line(e.path)}: {e.message}") from None
-    return project
 
 
 class _Invalid(Exception):
@@ -146,17 +212,19 @@ class _Invalid(Exception):
 
 
 class _LineFinder:
-    """Finds the line of a key path in the YAML text; composes only on error."""
+    """Finds the line of a key path in the project file; reads and composes
+    the YAML only when a line is asked for (on an error or warning)."""
 
-    def __init__(self, text: str):
-        self.text = text
+    def __init__(self, path: str):
+        self.path = path
         self._root = None
 
     def line(self, path: tuple) -> int:
         import yaml
 
         if self._root is None:
-            self._root = yaml.compose(self.text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            with open(self.path, encoding="utf-8") as f:
+                self._root = yaml.compose(f.read(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         node = self._root
         if node is None:
             return 1

@@ -13,6 +13,8 @@ import sqlite3
 import time
 from typing import Callable
 
+from .fsutil import remove_sqlite
+
 SCHEMA_VERSION = 1
 # An attrs dir modified this recently is not cached: file-system timestamps
 # are coarse, and a write within the same tick would go unnoticed.
@@ -42,11 +44,7 @@ class RunIndex:
             return self._connect()
         except sqlite3.DatabaseError:
             # Corrupt or foreign file: it is only a cache, rebuild it.
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                try:
-                    os.unlink(self.path + suffix)
-                except OSError:
-                    pass
+            remove_sqlite(self.path)
             try:
                 return self._connect()
             except sqlite3.Error:

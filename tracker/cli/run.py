@@ -75,7 +75,7 @@ def run(opspec, assigns, yes, label, tags, run_dir, stage, start_run, force_flag
         sys.exit(exit_code_for(result.exit_code))
     if not opspec:
         raise click.UsageError("missing operation: trk run [MODEL:]OP [NAME=VALUE]...")
-    project = projmod.load(".")
+    project = projmod.load(".", cache_dir=st.index_dir)
     for w in project.warnings:
         click.echo(f"trk: warning: {w}", err=True)
     op = resolve(project, opspec)

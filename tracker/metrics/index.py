@@ -14,6 +14,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Iterable
 
+from ..fsutil import remove_sqlite
+
 SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE runs (run_id TEXT PRIMARY KEY, stamp TEXT);
@@ -119,11 +121,7 @@ class ScalarIndex:
                 self._db = self._connect()
             except sqlite3.DatabaseError:
                 # Deleted, corrupt or foreign: the index is a cache, rebuild it.
-                for suffix in ("", "-wal", "-shm", "-journal"):
-                    try:
-                        os.unlink(self.db_path + suffix)
-                    except OSError:
-                        pass
+                remove_sqlite(self.db_path)
                 self._db = self._connect()
         return self._db
 
