@@ -34,10 +34,11 @@ def compare(specs, table, columns, csv_path, as_json, skip_unchanged, min_col, m
     from tracker.compare import Comparison, format_cell, parse_columns, skip_unchanged as drop_same, sort_rows
 
     st = store()
-    runs = select_runs(st, specs, run_filter(kw))
+    listed = st.list()
+    runs = select_runs(st, specs, run_filter(kw), listed=listed)
     if limit is not None:
         runs = runs[:limit]
-    cmp = Comparison(st, runs, st.list())
+    cmp = Comparison(st, runs, listed)
     warn_store(st)
     for w in cmp.warnings:
         click.echo(f"trk: warning: {w}", err=True)

@@ -50,12 +50,16 @@ def warn_store(st) -> None:
     st.warnings.clear()
 
 
-def select_runs(st, specs, filt, default: str = "all", deleted: bool = False, top_level: bool = False):
-    """Runs matching filters and specs; `default` applies when no spec is given."""
+def select_runs(st, specs, filt, default: str = "all", deleted: bool = False, top_level: bool = False,
+                listed=None):
+    """Runs matching filters and specs; `default` applies when no spec is given.
+
+    `listed` is the store's listing when the caller already has it.
+    """
     from tracker.errors import RunSpecError
     from tracker.select import select
 
-    runs = filt.apply(st.list(deleted=deleted))
+    runs = filt.apply(listed if listed is not None else st.list(deleted=deleted))
     warn_store(st)
     if top_level:
         runs = [r for r in runs if not r.parent]
