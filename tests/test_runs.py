@@ -244,3 +244,17 @@ def test_flags_as_globals_for_scripts_without_argument_parser(trk, tmp_path):
                                     "    plain:\n      main: show\n      flags: {lr: 0.1}\n")
     assert trk("run", "m:forced", "lr=0.3", "-y", cwd=proj).stdout == "[]\n"
     assert trk("run", "m:plain", "lr=0.3", "-y", cwd=proj).stdout == "['--lr', '0.3']\n"
+
+
+def test_malformed_project_file_names_file_and_line(trk, tmp_path):
+    proj = tmp_path / "bad"
+    proj.mkdir()
+    (proj / "trk.yml").write_text("train:\n  main: train\n  flags:\n    lr:\n      type: real\n")
+    p = trk("run", "train", "-y", cwd=proj, check=False)
+    assert p.returncode == 1
+    assert p.stderr.startswith("trk: trk.yml, line 4: operation 'train': flag 'lr' has unknown type 'real'")
+    (proj / "trk.yml").write_text("train:\n  main: train\n   bad indent: [\n")
+    p = trk("operations", cwd=proj, check=False)
+    assert p.returncode == 1 and p.stderr.startswith("trk: trk.yml, line 3: ")
+    p = trk("run", "train", "-y", cwd=tmp_path, check=False)
+    assert p.returncode == 1 and "no project file in" in p.stderr
