@@ -96,10 +96,10 @@ def run(opspec, assigns, yes, label, tags, run_dir, stage, start_run, force_flag
         click.echo(preview_steps(project, op, flags, extra, force_flags))
         return
     if not yes:
+        from tracker.flags import format_value
+
         click.echo(f"You are about to {'stage' if stage else 'run'} {op.fullname}")
         for name, value in sorted(flags.items()):
-            from tracker.flags import format_value
-
             click.echo(f"  {name}: {format_value(value)}")
         if not click.confirm("Continue?", default=True):
             sys.exit(1)
