@@ -125,3 +125,17 @@ def test_kill_during_refresh_never_leaves_wrong_values(tmp_path):
     got = idx.get([f"r{i}" for i in range(n)])
     assert len(got) == n
     assert all(got[f"r{i}"][("", "loss")].count == 2000 and got[f"r{i}"][("", "loss")].max == i for i in range(n))
+
+
+def test_purged_runs_leave_the_index(trk, tmp_path):
+    import sqlite3
+
+    proj = tmp_path / "p"
+    proj.mkdir()
+    (proj / "trk.yml").write_text("op:\n  exec: python -c \"print('loss=1')\"\n")
+    trk("run", "op", "-y", cwd=proj)
+    assert "loss" in trk("compare", "-t").stdout
+    trk("runs", "rm", "-y")
+    trk("runs", "purge", "-y")
+    db = sqlite3.connect(trk.home / "index" / "scalars.sqlite")
+    assert db.execute("SELECT count(*) FROM aggs").fetchone()[0] == 0

@@ -137,7 +137,21 @@ def purge(specs, yes, **kw):
     if not yes and not confirm(f"Permanently remove {len(chosen)} run(s)? This cannot be undone.", yes, default=False):
         return
     done = st.purge(chosen)
+    _forget_scalars(st, [r.id for r in done])
     click.echo(f"Purged {len(done)} run(s)")
+
+
+def _forget_scalars(st, run_ids) -> None:
+    """Drop purged runs from the scalar index (deleted runs keep theirs: restorable)."""
+    import os
+
+    from tracker.metrics.index import ScalarIndex
+
+    path = os.path.join(st.index_dir, "scalars.sqlite")
+    if run_ids and os.path.exists(path):
+        index = ScalarIndex(path)
+        index.forget(run_ids)
+        index.close()
 
 
 @runs.command("info")
