@@ -51,14 +51,8 @@ def scalars(run: Run | str, store: RunStore | None = None) -> dict:
     if isinstance(run, str):
         run = runs([run], store=store)[0]
     index = ScalarIndex(os.path.join(store.index_dir, "scalars.sqlite"))
-    index.refresh([(run.id, run.dir, _stamp(run))])
+    index.refresh([(run.id, run.dir, run.index_stamp)])
     return index.get([run.id]).get(run.id, {})
-
-
-def _stamp(run: Run) -> str | None:
-    if run.status in ("completed", "error", "terminated") and run.stopped:
-        return str(run.stopped)
-    return None
 
 
 def run_info(store: RunStore, run: Run) -> dict[str, Any]:

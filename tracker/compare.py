@@ -95,7 +95,7 @@ class Comparison:
             if p is not None:
                 wanted.setdefault(p.id, p)
         self.index = ScalarIndex(os.path.join(store.index_dir, "scalars.sqlite"))
-        self.index.refresh([(r.id, r.dir, _stamp(r)) for r in wanted.values()])
+        self.index.refresh([(r.id, r.dir, r.index_stamp) for r in wanted.values()])
         self.scalars = self.index.get(list(wanted))
         self.warnings = list(getattr(self.index, "warnings", []) or [])
 
@@ -187,12 +187,6 @@ def lookup(aggs: dict, key: str):
     for (p, t), agg in sorted(aggs.items()):
         if t == tag:
             return agg
-    return None
-
-
-def _stamp(run: Run) -> str | None:
-    if run.status in ("completed", "error", "terminated") and run.stopped:
-        return str(run.stopped)
     return None
 
 

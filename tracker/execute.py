@@ -142,7 +142,7 @@ def run_process(
         msg = f"cannot run {argv[0]}: {e.strerror or e}"
         out.write((f"trk: {msg}\n").encode())
         out.close()
-        _finish(run, 127, False)
+        finish_run(run, 127)
         raise TrkError(msg, exit_code=127) from None
     run.write_attr("program_pid", proc.pid)
     if on_start:
@@ -202,7 +202,7 @@ def run_process(
         if scalars is not None:
             scalars.feed(tails.rest())
             scalars.close()
-    _finish(run, code, terminated)
+    finish_run(run, code, terminated)
     return code
 
 
@@ -213,7 +213,8 @@ def _set_signal(sig, handler):
         return None
 
 
-def _finish(run: Run, code: int, terminated: bool) -> None:
+def finish_run(run: Run, code: int, terminated: bool = False) -> None:
+    """Record how a run ended: stopped, terminated, then exit_status."""
     run.write_attr("stopped", now_us())
     if terminated:
         run.write_attr("terminated", True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import OpError
-from .execute import Sinks, program_env, run_process
+from .execute import Sinks, finish_run, program_env, run_process
 from .flags import format_assigns
 from .fsutil import atomic_write, dump_attr
 from .opspec import command_argv, interpolate
@@ -200,10 +200,7 @@ def record_failure(run: Run, e: BaseException) -> None:
     interrupted = isinstance(e, KeyboardInterrupt)
     if not interrupted:
         run.write_attr("error", str(e) or type(e).__name__)
-    run.write_attr("stopped", now_us())
-    if interrupted:
-        run.write_attr("terminated", True)
-    run.write_attr("exit_status", 1)
+    finish_run(run, 1, terminated=interrupted)
 
 
 def execute(run: Run, op: OpDef, flags: dict[str, Any], cmd: list[str], sinks: Sinks | None, on_start=None) -> int:

@@ -45,8 +45,7 @@ def restart_run(store: RunStore, spec: str, opts: RunOptions, sinks: Sinks | Non
     lock = RunLock(run.lock_path)
     lock.acquire()
     try:
-        for name in ("exit_status", "stopped", "terminated", "error", "staged"):
-            run.del_attr(name)
+        run.clear_outcome()
         code = run_process(run, run.get("cmd"), program_env(run, run.get("env")), sinks, op.config.get("output-scalars"))
         return LaunchResult(run, code)
     finally:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import OpError, StepError, TrkError
-from .execute import Sinks
+from .execute import Sinks, finish_run
 from .flags import format_assigns, parse_value
 from .launch import LaunchResult, RunOptions, default_label, echo_line, init_run, launch, record_failure
 from .opspec import interpolate, resolve, resolve_flags
@@ -327,8 +327,7 @@ def resume_steps(store: RunStore, project: Project, op: OpDef, parent: Run, opts
     lock = RunLock(parent.lock_path)
     lock.acquire()
     try:
-        for name in ("exit_status", "stopped", "terminated", "error", "staged"):
-            parent.del_attr(name)
+        parent.clear_outcome()
         parent.write_attr("restarted", now_us())
         if not parent.get("started"):
             parent.write_attr("started", now_us())
@@ -362,14 +361,12 @@ class _Pipeline:
         dag = any(s.needs for s in self.steps)
         failed = self._run_dag() if dag else self._run_sequence()
         if failed is None:
-            _finish(self.parent, 0)
+            finish_run(self.parent, 0)
             return 0
         name, code, reason = failed
         terminated = code is not None and code < 0 or reason == "terminated"
-        if terminated:
-            self.parent.write_attr("terminated", True)
         self.parent.write_attr("error", reason)
-        _finish(self.parent, code if code and not terminated else (1 if not terminated else -2))
+        finish_run(self.parent, -2 if terminated else (code if code else 1), terminated)
         raise StepError(reason, exit_code=130 if terminated else (code if code and code > 0 else 1))
 
     # A step outcome: None when it completed, else (name, exit code, reason).
@@ -511,11 +508,6 @@ def _linked_run(store: RunStore, link: str) -> Run | None:
     if not os.path.isdir(path):
         return None
     return Run(run_id, path)
-
-
-def _finish(run: Run, code: int) -> None:
-    run.write_attr("stopped", now_us())
-    run.write_attr("exit_status", code)
 
 
 def _check(step: Step, run: Run) -> str | None:

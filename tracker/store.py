@@ -168,6 +168,19 @@ class Run:
         return "terminated"
 
     @property
+    def index_stamp(self) -> str | None:
+        """For the scalar index: set once the run is finished, so an indexed
+        finished run is never scanned again; None while it may change."""
+        if self.status in ("completed", "error", "terminated") and self.stopped:
+            return str(self.stopped)
+        return None
+
+    def clear_outcome(self) -> None:
+        """Forget how a previous attempt ended, before running it again."""
+        for name in ("exit_status", "stopped", "terminated", "error", "staged"):
+            self.del_attr(name)
+
+    @property
     def duration_us(self) -> int | None:
         start = self.started
         if not start:
