@@ -17,3 +17,21 @@ def test_diff(trk, tmp_path):
     assert "  -for step in range(1, 4):" in out and "  +for step in range(1, 3):" in out
     assert out[out.index("dependencies:") + 1] == "  (same)"
     assert any(l.startswith("  loss: ") for l in out[out.index("scalars:"):])
+
+
+def test_diff_binary_source_and_file_dependency(trk, tmp_path):
+    proj = tmp_path / "b"
+    shutil.copytree(SAMPLES / "pipeline", proj)
+    blob = proj / "table.bin"
+    blob.write_bytes(b"\0\1\2")
+    (proj / "trk.yml").write_text((proj / "trk.yml").read_text().replace(
+        "  main: prepare\n", "  main: prepare\n  sourcecode: ['*.py', '*.yml', 'data', 'table.bin']\n", 1))
+    trk("run", "prepare", "-y", cwd=proj)
+    blob.write_bytes(b"\0\1\3")
+    (proj / "data" / "raw.csv").write_text("x,y\n1,2\n")
+    trk("run", "prepare", "-y", cwd=proj)
+    out = trk("diff").stdout.splitlines()
+    a, b = out[0].split()[1], out[1].split()[1]
+    assert f"  Binary files {a}/table.bin and {b}/table.bin differ" in out
+    dep = out[out.index("dependencies:") + 1]
+    assert dep.startswith("  file:data/raw.csv: sha256 ") and " -> sha256 " in dep

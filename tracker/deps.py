@@ -49,20 +49,12 @@ class Dependency:
 
 
 def parse_requires(op: OpDef) -> list[Dependency]:
+    """An operation's `requires:` (a list, one mapping or a string) as Dependencies."""
     data = op.config.get("requires")
     if data is None:
         return []
-    items = data if isinstance(data, list) else [data]
     deps = []
-    for item in items:
-        if isinstance(item, str):
-            kind, sep, spec = item.partition(":")
-            if sep and kind in ("operation", "file", "url"):
-                item = {kind: spec}
-            elif item.startswith(("http://", "https://")):
-                item = {"url": item}
-            else:
-                item = {"operation": item}
+    for item in _flatten_sources(data if isinstance(data, list) else [data]):
         if not isinstance(item, dict):
             raise DependencyError(f"invalid dependency {item!r} in {op.fullname}: expected a mapping")
         kinds = [k for k in ("operation", "file", "url") if k in item]
@@ -86,6 +78,36 @@ def parse_requires(op: OpDef) -> list[Dependency]:
             link=bool(item.get("link", False)), sha256=sha, alias=item.get("name"),
         ))
     return deps
+
+
+def _as_mapping(item: Any) -> Any:
+    """Guild's string shorthand: `prepare`, `operation:prepare`, `file:x`, a URL."""
+    if not isinstance(item, str):
+        return item
+    kind, sep, spec = item.partition(":")
+    if sep and kind in ("operation", "file", "url"):
+        return {kind: spec}
+    if item.startswith(("http://", "https://")):
+        return {"url": item}
+    return {"operation": item}
+
+
+def _flatten_sources(items: list) -> list:
+    """Guild's inline resource (`name:` and a `sources:` list) stands for its sources."""
+    flat = []
+    for item in items:
+        if not (isinstance(item, dict) and isinstance(item.get("sources"), list)):
+            flat.append(_as_mapping(item))
+            continue
+        shared = {k: v for k, v in item.items() if k in ("target-path", "path")}
+        sources = item["sources"]
+        for source in map(_as_mapping, sources):
+            if isinstance(source, dict):
+                source = {**shared, **source}
+                if len(sources) == 1 and item.get("name") and "name" not in source:
+                    source["name"] = item["name"]
+            flat.append(source)
+    return flat
 
 
 def dependency_names(op: OpDef) -> set[str]:
@@ -132,10 +154,18 @@ class DepsPlan:
             target_dir = _inside(run.dir, r.dep.target_path, f"target-path of {r.dep.name}")
             if r.run is not None:
                 say(f"Using run {r.run.id} for {r.dep.name}")
+                linked = []
                 for rel in r.files:
-                    _symlink(os.path.realpath(os.path.join(r.run.dir, rel)), os.path.join(target_dir, rel))
+                    link = os.path.join(target_dir, rel)
+                    if os.path.lexists(link):
+                        # The run's own source, or an earlier dependency's file: not replaced.
+                        say(f"WARNING: {os.path.relpath(link, run.dir)} already exists, "
+                            f"not linking it from run {r.run.short_id}")
+                        continue
+                    _symlink(os.path.realpath(os.path.join(r.run.dir, rel)), link)
+                    linked.append(os.path.relpath(link, run.dir))
                 records.append({"name": r.dep.name, "kind": "operation", "run": r.run.id, "sha256": r.sha256,
-                                "files": r.files})
+                                "files": linked})
             elif r.dep.kind == "url":
                 dest = os.path.join(target_dir, _url_basename(r.dep.spec))
                 _symlink(r.source, dest)
@@ -188,22 +218,14 @@ def _op_matches(dep: Dependency, opspec: str, model: str) -> bool:
 
 
 def _resolve_operation(dep: Dependency, op: OpDef, runs: list[Run], dep_specs: dict[str, str]) -> Resolved:
-    from .errors import RunSpecError
-    from .select import select
-
     given = next((dep_specs[n] for n in (dep.alias, dep.name, dep.spec, dep.short) if n and n in dep_specs), None)
     if given is not None:
-        try:
-            (run,) = select(runs, [given])[:1]
-        except (RunSpecError, ValueError) as e:
-            raise _unmet(dep, f"no run '{given}': {e}") from None
-        if run.status != "completed":
-            raise _unmet(dep, f"run {run.short_id} is {run.status}")
+        run = _named_run(dep, op, runs, given)
     else:
         run = next((r for r in runs if r.status == "completed" and _op_matches(dep, r.opspec, op.model)), None)
         if run is None:
             raise _unmet(dep, "no suitable run")
-    files = _select_files(run.dir, dep.select)
+    files = _select_files(run, dep.select)
     if dep.select and not files:
         raise _unmet(dep, f"run {run.short_id} has no file matching {', '.join(dep.select)}")
     h = hashlib.sha256(run.id.encode())
@@ -212,14 +234,40 @@ def _resolve_operation(dep: Dependency, op: OpDef, runs: list[Run], dep_specs: d
     return Resolved(dep, h.hexdigest(), run=run, files=files)
 
 
-def _select_files(run_dir: str, patterns: list[str]) -> list[str]:
-    """Top-level entries of an upstream run to link: all, or those selected."""
+def _named_run(dep: Dependency, op: OpDef, runs: list[Run], spec: str) -> Run:
+    """The run a user named with `NAME=RUN_SPEC`: an id prefix, or an index
+    into the runs of the required operation (`prepare=2`: the one before last)."""
+    from .errors import RunSpecError
+    from .select import select
+
+    candidates = [r for r in runs if _op_matches(dep, r.opspec, op.model)]
+    try:
+        chosen = select(candidates, [spec])
+    except RunSpecError as e:
+        other = next((r for r in runs if r.id.startswith(spec.lower())), None) if len(spec) >= 6 else None
+        if other is not None:
+            raise _unmet(dep, f"run {other.short_id} is a run of {other.opspec}, not {dep.spec}") from None
+        raise _unmet(dep, f"no run '{spec}': {e}") from None
+    if len(chosen) != 1:
+        raise _unmet(dep, f"'{spec}' selects {len(chosen)} runs; name one")
+    run = chosen[0]
+    if run.status != "completed":
+        raise _unmet(dep, f"run {run.short_id} is {run.status}")
+    return run
+
+
+def _select_files(run: Run, patterns: list[str]) -> list[str]:
+    """Paths of an upstream run to link: those selected, or by default all it
+    holds but its own source code (the new run has its own) and `.trk`."""
+    source = set() if patterns else set(run.get("sourcecode_files") or [])
     names = []
-    for dirpath, dirnames, filenames in os.walk(run_dir):
-        rel_dir = os.path.relpath(dirpath, run_dir)
+    for dirpath, dirnames, filenames in os.walk(run.dir):
+        rel_dir = os.path.relpath(dirpath, run.dir)
         dirnames[:] = sorted(d for d in dirnames if d != ".trk" and not (rel_dir == "." and d.startswith(".")))
         for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
             rel = name if rel_dir == "." else os.path.join(rel_dir, name)
+            if rel in source:
+                continue
             if not patterns or any(_pattern_match(p, rel) for p in patterns):
                 names.append(rel)
         dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
@@ -330,19 +378,26 @@ def _resolve_url(dep: Dependency, store: RunStore) -> Resolved:
         known = open(key).read().strip()
     except OSError:
         known = None
-    for digest in filter(None, (expected, known)):
-        path = os.path.join(cache, digest, name)
-        if os.path.isfile(path):
-            return Resolved(dep, digest, source=path)
+    # With a sha256 only that content will do; without, what was downloaded before.
+    digest = expected or known
+    if digest and os.path.isfile(os.path.join(cache, digest, name)):
+        return Resolved(dep, digest, source=os.path.join(cache, digest, name))
+    import http.client
     import urllib.request
 
     fd, tmp = tempfile.mkstemp(dir=cache, prefix=".download-")
     h = hashlib.sha256()
+    received = 0
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(dep.spec, timeout=60) as resp:
+            length = resp.headers.get("Content-Length")
             for chunk in iter(lambda: resp.read(CHUNK), b""):
                 h.update(chunk)
                 out.write(chunk)
+                received += len(chunk)
+        # http.client returns a short body when the connection drops early.
+        if length is not None and length.isdigit() and received != int(length):
+            raise _unmet(dep, f"download incomplete: got {received} of {length} bytes")
         digest = h.hexdigest()
         if expected and digest != expected:
             raise DependencyError(
@@ -352,6 +407,9 @@ def _resolve_url(dep: Dependency, store: RunStore) -> Resolved:
         dest_dir = os.path.join(cache, digest)
         os.makedirs(dest_dir, exist_ok=True)
         dest = os.path.join(dest_dir, name)
+        # Read-only: runs link this file, and a program writing to its input
+        # must not change the cache under every other run.
+        os.chmod(tmp, 0o444)
         os.replace(tmp, dest)  # only a complete, verified download enters the cache
         tmp = None
         from .fsutil import atomic_write
@@ -360,8 +418,8 @@ def _resolve_url(dep: Dependency, store: RunStore) -> Resolved:
         return Resolved(dep, digest, source=dest)
     except DependencyError:
         raise
-    except OSError as e:
-        raise _unmet(dep, f"download failed: {e}") from None
+    except (OSError, http.client.HTTPException) as e:
+        raise _unmet(dep, f"download failed: {e or type(e).__name__}") from None
     finally:
         if tmp:
             try:

@@ -14,12 +14,30 @@ def _source_files(run: Run) -> list[str]:
     return list(files) if isinstance(files, list) else []
 
 
-def _read(path: str) -> list[str] | None:
+def _read(path: str) -> bytes | None:
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read().splitlines(keepends=True)
-    except (OSError, UnicodeDecodeError):
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
         return None
+
+
+def _source_diff(a: Run, b: Run, rel: str) -> list[str]:
+    """Unified diff of one source file; one line for binary files."""
+    xa, xb = _read(os.path.join(a.dir, rel)), _read(os.path.join(b.dir, rel))
+    if xa == xb:
+        return []
+    binary = [f"Binary files {a.short_id}/{rel} and {b.short_id}/{rel} differ"]
+    if any(x and b"\0" in x[:8192] for x in (xa, xb)):  # git's test for binary
+        return binary
+    try:
+        la = xa.decode("utf-8").splitlines(keepends=True) if xa is not None else []
+        lb = xb.decode("utf-8").splitlines(keepends=True) if xb is not None else []
+    except UnicodeDecodeError:
+        return binary
+    return [line.rstrip("\n") for line in difflib.unified_diff(
+        la, lb, f"{a.short_id}/{rel}" if xa is not None else "/dev/null",
+        f"{b.short_id}/{rel}" if xb is not None else "/dev/null")]
 
 
 def diff_runs(store: RunStore, a: Run, b: Run) -> list[str]:
@@ -35,12 +53,7 @@ def diff_runs(store: RunStore, a: Run, b: Run) -> list[str]:
     src = []
     if a.get("sourcecode_digest") != b.get("sourcecode_digest"):
         for rel in sorted(set(_source_files(a)) | set(_source_files(b))):
-            la, lb = _read(os.path.join(a.dir, rel)), _read(os.path.join(b.dir, rel))
-            if la == lb:
-                continue
-            src += [line.rstrip("\n") for line in difflib.unified_diff(
-                la or [], lb or [], f"{a.short_id}/{rel}" if la is not None else "/dev/null",
-                f"{b.short_id}/{rel}" if lb is not None else "/dev/null")]
+            src += _source_diff(a, b, rel)
     out += ["source:"] + ([f"  {l}" for l in src] or ["  (same)"])
     deps = []
     da = {d.get("name"): d for d in a.get("deps") or []}
