@@ -2,11 +2,14 @@
 
     python bench/bench_scalars.py [--quick]
 
+0. event files: writing and reading (checksums verified) 1,000,000 scalars
 1. fresh index over 1,000 runs x 10 tags x 100 steps (1,000,000 scalars)
 2. `trk compare -t` again with nothing changed (1,000 runs)
-3. `trk compare -t` over 10,000 runs with the index up to date
+3. `trk compare -t` over 10,000 runs with the index up to date, and the
+   library's own share (ScalarIndex.refresh + get)
 4. Guild's scale: 1,000 runs of 11 scalars x 10 steps, compare warm / index deleted
-5. a program printing 100,000 scalar lines, tracked vs `output-scalars: no`
+5. a program printing 100,000 scalar lines, tracked vs `output-scalars: no`,
+   and the CPU that OutputScalars itself spends on those lines
 """
 
 from __future__ import annotations
@@ -45,12 +48,52 @@ def make_runs(home: str, n: int, tags: int, steps: int, offset: int = 0) -> None
         store.publish(run)
 
 
+def event_file_rates(tmp: str) -> None:
+    from tracker.metrics.events import EventWriter, read_scalars
+
+    n_steps, tags = 100_000, 10
+    batches = [[(f"tag{t}", t + 1.0 / (step + 1), step) for t in range(tags)] for step in range(n_steps)]
+    t = time.perf_counter()
+    w = EventWriter(os.path.join(tmp, "rates"))
+    for batch in batches:
+        w.add_scalars(batch)
+    w.close()
+    write_s = time.perf_counter() - t
+    t = time.perf_counter()
+    res = read_scalars(w.path)
+    read_s = time.perf_counter() - t
+    n = len(res.scalars)
+    assert n == n_steps * tags and res.warning is None
+    print(f"0. event file, {n:,} scalars: write {n / write_s:,.0f} scalars/s, "
+          f"read {n / read_s:,.0f} scalars/s with checksums (bar >= 100,000/s)")
+
+
+def output_scalars_cpu() -> None:
+    from tracker.metrics.output import OutputScalars
+
+    lines = b"".join(b"step: %d\nloss=%r\n" % (i, 1.0 / (i + 1)) for i in range(100_000))
+    chunks = [lines[i:i + 4096] for i in range(0, len(lines), 4096)]  # pipe-sized reads
+    tmp = tempfile.mkdtemp(prefix="trk-bench-output-")
+    try:
+        t = time.process_time()
+        out = OutputScalars(None, tmp)
+        for c in chunks:
+            out.feed(c)
+        out.close()
+        cpu = time.process_time() - t
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"   OutputScalars CPU for those 200,000 lines (100,000 scalars): {cpu:.3f} s "
+          f"({cpu / 100_000 * 1e6:.2f} us per scalar line)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="skip the 10,000-run figure")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="trk-bench-scalars-")
     try:
+        event_file_rates(tmp)
         home = os.path.join(tmp, "h1")
         make_runs(home, 1000, 10, 100)
         env = dict(os.environ, TRK_HOME=home)
@@ -77,6 +120,20 @@ def main():
             wall([TRK, "compare", "-t"], env10, repeat=1)
             warm10 = wall([TRK, "compare", "-t"], env10)
             print(f"3. trk compare -t, 10,000 runs, index up to date: {warm10:.3f} s (bar < 1.5 s)")
+            runs10 = RunStore(home10).list()
+            ids10 = [r.id for r in runs10]
+            refs10 = [(r.id, r.dir, r.index_stamp) for r in runs10]
+            lib = []
+            for _ in range(3):
+                idx10 = ScalarIndex(os.path.join(home10, "index", "scalars.sqlite"))
+                t = time.perf_counter()
+                idx10.refresh(refs10)
+                got = idx10.get(ids10)
+                lib.append(time.perf_counter() - t)
+                idx10.close()
+            assert len(got) == 10000
+            print(f"   of which ScalarIndex.refresh + get (10,000 finished runs): {statistics.median(lib):.3f} s "
+                  f"(aim < 0.3 s)")
 
         homeg = os.path.join(tmp, "hg")
         make_runs(homeg, 1000, 11, 10)
@@ -119,6 +176,7 @@ def main():
         print(f"5. program printing 100,000 scalar lines (200,000 lines): its own time {tr:.3f} s tracked vs "
               f"{un:.3f} s untracked: {100 * (tr / un - 1):+.1f} % (bar +10 %); "
               f"whole trk run {statistics.median(t_tr):.2f} s vs {statistics.median(t_un):.2f} s")
+        output_scalars_cpu()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
