@@ -146,3 +146,12 @@ def test_scalars_are_flushed_while_feeding(tmp_path, monkeypatch):
         seen = read_scalars(str(files[0])).scalars if files else []
     assert seen == [("loss", 0, 0.5)]
     out.close()
+
+
+def test_value_beyond_float32_becomes_inf_and_tracking_goes_on(tmp_path):
+    out = OutputScalars(None, str(tmp_path))
+    out.feed(b"loss=1e39\nloss=-1e39\nacc=0.5\n")
+    out.close()
+    (path,) = list(tmp_path.iterdir())
+    assert read_scalars(str(path)).scalars == [("loss", 0, float("inf")), ("loss", 0, float("-inf")), ("acc", 0, 0.5)]
+    assert not OutputScalarSpec(False).enabled and not OutputScalarSpec("no").enabled

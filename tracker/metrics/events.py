@@ -8,6 +8,7 @@ hand (no protobuf needed to write); reading decodes with tensorboard's
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import struct
@@ -47,10 +48,21 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
+_F32_MAX = 3.4028234663852886e38
+
+
+def _f32(value: float) -> bytes:
+    """float32 bytes; values beyond its range become +/-inf, as TF casts them."""
+    try:
+        return _F32.pack(value)
+    except OverflowError:
+        return _F32.pack(math.inf if value > 0 else -math.inf)
+
+
 def encode_scalar_event(tag: str, value: float, step: int, wall_time: float) -> bytes:
     """An Event{wall_time, step, summary{value{tag, simple_value}}} message."""
     tb = tag.encode("utf-8")
-    val = b"\x0a" + _varint(len(tb)) + tb + b"\x15" + _F32.pack(value)
+    val = b"\x0a" + _varint(len(tb)) + tb + b"\x15" + _f32(value)
     summary = b"\x0a" + _varint(len(val)) + val
     return b"\x09" + _F64.pack(wall_time) + b"\x10" + _varint(step) + b"\x2a" + _varint(len(summary)) + summary
 

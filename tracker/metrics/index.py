@@ -243,10 +243,13 @@ class ScalarIndex:
         """{run_id: {(prefix, tag): Agg}} for the given runs."""
         wanted = set(run_ids)
         out: dict[str, dict[tuple[str, str], Agg]] = {}
-        rows = self.db.execute(
-            "SELECT a.run_id, f.prefix, a.tag, a.first, a.last, a.min, a.max, a.count, a.sum, a.first_step, "
-            "a.last_step FROM aggs a JOIN files f ON a.run_id = f.run_id AND a.path = f.path"
-        )
+        sql = ("SELECT a.run_id, f.prefix, a.tag, a.first, a.last, a.min, a.max, a.count, a.sum, a.first_step, "
+               "a.last_step FROM aggs a JOIN files f ON a.run_id = f.run_id AND a.path = f.path")
+        if len(wanted) <= 500:  # a few runs: let SQLite pick them; many: one scan
+            rows = [row for chunk in [sorted(wanted)] if chunk for row in self.db.execute(
+                sql + f" WHERE a.run_id IN ({','.join('?' * len(chunk))})", chunk)]
+        else:
+            rows = self.db.execute(sql)
         for run_id, prefix, tag, *vals in rows:
             if run_id not in wanted:
                 continue

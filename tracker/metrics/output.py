@@ -27,6 +27,8 @@ class OutputScalarSpec:
         self.tagged: list[tuple[str, re.Pattern]] = []  # tag -> regex with one group
         self.named: list[re.Pattern] = []  # regexes with (?P<key>)(?P<value>) or (?P<step>)
         self.step: re.Pattern | None = None
+        if spec is False or (isinstance(spec, str) and spec.lower() in ("no", "false", "off")):
+            return  # disabled
         if spec is None or spec is True:
             self.default = re.compile(DEFAULT_PATTERN, re.M)
             return
@@ -171,7 +173,12 @@ class OutputScalars:
                         done = True
                         break
                     chunks.append(more)
-                self._process_chunk(b"".join(chunks))
+                try:
+                    self._process_chunk(b"".join(chunks))
+                except Exception as e:  # one bad chunk must not end scalar tracking
+                    import logging
+
+                    logging.getLogger("trk").warning(f"output scalars: {e}")
                 if done:
                     break
             now = time.monotonic()
