@@ -82,14 +82,13 @@ def program_env(run: Run, extra: dict[str, str] | None = None) -> dict[str, str]
 
 def _scalar_parser(run: Run, spec: Any):
     """The output-scalar writer for this run, or None when disabled."""
-    if spec is False or (isinstance(spec, str) and spec.lower() in ("no", "false", "off")):
-        return None
     from .metrics.output import OutputScalars
 
     try:
-        return OutputScalars(spec, run.meta_dir)
+        scalars = OutputScalars(spec, run.meta_dir)
     except ValueError as e:
         raise TrkError(str(e), "Fix output-scalars in the project file.") from None
+    return scalars if scalars.spec.enabled else None
 
 
 class _LineTails:
