@@ -39,9 +39,9 @@ big:
 
 def main():
     from tracker import project as projmod
-    from tracker.deps import hash_path, plan_dependencies
-    from tracker.needed import find_reusable
-    from tracker.opspec import resolve
+    from tracker.execution.deps import hash_path, plan_dependencies
+    from tracker.execution.needed import find_reusable
+    from tracker.project.resolve import resolve
     from tracker.store import RunStore
 
     tmp = tempfile.mkdtemp(prefix="trk-bench-deps-")

@@ -3,7 +3,7 @@ import math
 import pytest
 
 from tracker.errors import OpError
-from tracker.flags import FlagDef, format_value, parse_value
+from tracker.project.flags import FlagDef, format_value, parse_value
 
 
 @pytest.mark.parametrize("text,value", [

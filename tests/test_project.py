@@ -2,7 +2,8 @@ import pytest
 
 from tracker import project as projmod
 from tracker.errors import OpError, ProjectError
-from tracker.opspec import command_argv, resolve, resolve_flags
+from tracker.execution.command import command_argv
+from tracker.project.resolve import resolve, resolve_flags
 
 
 def write(tmp_path, name, text):

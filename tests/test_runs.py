@@ -213,7 +213,7 @@ def test_help_op(trk, project):
 
 
 def test_short_number_is_always_an_index(trk, project, trk_home):
-    from tracker.select import select
+    from tracker.store.select import select
     from tracker.store import Run
 
     runs = [Run("9" * 32, "/x", {"id": "9" * 32}), Run("1234567" + "a" * 25, "/y", {"id": "x"})]

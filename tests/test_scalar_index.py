@@ -284,7 +284,7 @@ def test_concurrent_refreshes_agree(tmp_path):
 
 
 def test_lookup_prefix_forms(tmp_path):
-    from tracker.compare import lookup
+    from tracker.views.compare import lookup
 
     c1, c2, parent = tmp_path / "c1", tmp_path / "c2", tmp_path / "parent"
     write(c1 / ".trk", "loss", [1.0])

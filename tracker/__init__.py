@@ -1,23 +1,36 @@
 """trk: a local-first experiment tracker.
 
-Everything the `trk` CLI does is a library call here; names are imported
-lazily so `import tracker` stays cheap.
+Everything the `trk` CLI does is a library call here. The public API is the
+names in `__all__`; they are imported lazily so `import tracker` stays cheap.
 """
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "RunStore": ("tracker.store", "RunStore"),
-    "Run": ("tracker.store", "Run"),
-    "TrkError": ("tracker.errors", "TrkError"),
-    "load_project": ("tracker.project", "load"),
-    "RunFilter": ("tracker.select", "RunFilter"),
-    "select": ("tracker.select", "select"),
-    "RunOptions": ("tracker.launch", "RunOptions"),
-    "launch": ("tracker.launch", "launch"),
+    # Running
     "run": ("tracker.api", "run"),
+    "restart": ("tracker.api", "restart"),
+    "launch": ("tracker.execution.launch", "launch"),
+    "relaunch": ("tracker.execution.launch", "relaunch"),
+    "RunOptions": ("tracker.execution.launch", "RunOptions"),
+    "LaunchResult": ("tracker.execution.launch", "LaunchResult"),
+    "load_project": ("tracker.project.loader", "load"),
+    # Runs
     "runs": ("tracker.api", "runs"),
+    "select": ("tracker.store.select", "select"),
+    "RunFilter": ("tracker.store.select", "RunFilter"),
+    "Run": ("tracker.store.run", "Run"),
+    "RunStore": ("tracker.store.runstore", "RunStore"),
+    "delete": ("tracker.api", "delete"),
+    "restore": ("tracker.api", "restore"),
+    "purge": ("tracker.api", "purge"),
+    # Looking at runs
     "scalars": ("tracker.api", "scalars"),
+    "run_info": ("tracker.api", "run_info"),
+    "compare": ("tracker.api", "compare"),
+    "diff": ("tracker.api", "diff"),
+    # Errors
+    "TrkError": ("tracker.errors", "TrkError"),
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

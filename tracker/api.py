@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, Sequence
 
 from .store import Run, RunStore
@@ -15,7 +14,7 @@ from .store import Run, RunStore
 
 def runs(specs: Sequence[str] = (), store: RunStore | None = None, **filters: Any) -> list[Run]:
     """Runs newest first, filtered (operations=, labels=, tags=, statuses=)."""
-    from .select import RunFilter, select
+    from .store.select import RunFilter, select
 
     store = store or RunStore()
     listed = RunFilter(**filters).apply(store.list())
@@ -30,11 +29,11 @@ def run(
     echo: bool = False,
     **options: Any,
 ):
-    """Run an operation; returns a LaunchResult (run, exit_code, reused)."""
-    from .execute import Sinks
-    from .launch import RunOptions, launch
-    from .opspec import resolve, resolve_flags
-    from .project import load
+    """Run an operation; returns a LaunchResult (run, exit_code, reused, error)."""
+    from .execution.launch import RunOptions, launch
+    from .execution.process import Sinks
+    from .project.loader import load
+    from .project.resolve import resolve, resolve_flags
 
     store = store or RunStore()
     project = load(project_dir)
@@ -43,66 +42,63 @@ def run(
     return launch(store, project, op, resolved, RunOptions(**options), Sinks.console() if echo else None, extra)
 
 
+def restart(run: Run | str, store: RunStore | None = None, echo: bool = False, **options: Any):
+    """Start a staged run, or resume a run (a pipeline keeps its completed steps)."""
+    from .execution.launch import RunOptions, relaunch
+    from .execution.process import Sinks
+
+    store = store or RunStore()
+    return relaunch(store, run, RunOptions(**options), Sinks.console() if echo else None)
+
+
 def scalars(run: Run | str, store: RunStore | None = None) -> dict:
     """A run's scalars: {(prefix, tag): Agg(first, last, min, max, ...)}."""
-    from .metrics.index import ScalarIndex
+    from .views.info import run_scalars
 
     store = store or RunStore()
     if isinstance(run, str):
         run = runs([run], store=store)[0]
-    index = ScalarIndex(os.path.join(store.index_dir, "scalars.sqlite"))
-    index.refresh([(run.id, run.dir, run.index_stamp)])
-    return index.get([run.id]).get(run.id, {})
+    return run_scalars(run, store)
 
 
-def run_info(store: RunStore, run: Run) -> dict[str, Any]:
+def run_info(run: Run | str, store: RunStore | None = None) -> dict[str, Any]:
     """The fields `trk runs info` shows, in display order."""
-    from .cli.util import format_duration, format_time  # pure formatting helpers
+    from .views.info import run_info as info
 
-    a = run.attrs
-    info: dict[str, Any] = {
-        "id": run.id,
-        "operation": run.opspec,
-        "status": run.status,
-        "started": format_time(a.get("started")),
-        "stopped": format_time(a.get("stopped")),
-        "time": format_duration(run.duration_us),
-        "label": run.label,
-        "tags": run.tags,
-        "exit_status": a.get("exit_status"),
-        "run_dir": run.dir,
-        "command": " ".join(a.get("cmd") or []),
-        "sourcecode_digest": a.get("sourcecode_digest"),
-        "host": a.get("host"),
-        "pid": a.get("pid"),
-    }
-    if run.error:
-        info["error"] = run.error
-    if a.get("error"):
-        info["error"] = a["error"]
-    if a.get("parent"):
-        info["parent"] = a["parent"]
-    from .flags import format_value
+    store = store or RunStore()
+    if isinstance(run, str):
+        run = runs([run], store=store)[0]
+    return info(store, run)
 
-    info["flags"] = {k: format_value(v) for k, v in sorted(run.flags.items())}
-    if a.get("deps"):
-        info["dependencies"] = {
-            d.get("name", "?"): " ".join(str(x) for x in (d.get("run"), d.get("sha256")) if x)
-            for d in a["deps"]
-        }
-    children = [r for r in store.list() if r.parent == run.id]
-    if children:
-        info["steps"] = [f"{r.get('step') or r.opspec}: {r.short_id} {r.opspec} {r.status}" for r in reversed(children)]
-    try:
-        sc = scalars(run, store)
-    except Exception as e:  # scalars are extra information here, never fatal
-        sc = {}
-        info["scalars_error"] = str(e)
-    if sc:
-        from .compare import format_cell
 
-        info["scalars"] = {
-            (f"{p}#{t}" if p else t): f"{format_cell(agg.last, 'scalar')} (step {agg.last_step})"
-            for (p, t), agg in sorted(sc.items())
-        }
-    return info
+def compare(selected: Sequence[Run] | None = None, columns: str | None = None, store: RunStore | None = None):
+    """The compare table: (headers, rows of raw values), as `trk compare` shows it."""
+    from .views.compare import Comparison, parse_columns
+
+    store = store or RunStore()
+    all_runs = store.list()
+    chosen = list(selected) if selected is not None else all_runs
+    comp = Comparison(store, chosen, all_runs)
+    return comp.table(parse_columns(columns) if columns else None)
+
+
+def delete(runs_: Sequence[Run], store: RunStore | None = None, force: bool = False) -> list[Run]:
+    """Move runs to the trash (restorable until purged)."""
+    return (store or RunStore()).delete(runs_, force=force)
+
+
+def restore(runs_: Sequence[Run], store: RunStore | None = None) -> list[Run]:
+    """Bring deleted runs back from the trash."""
+    return (store or RunStore()).restore(runs_)
+
+
+def purge(runs_: Sequence[Run], store: RunStore | None = None) -> list[Run]:
+    """Remove deleted runs for good (and their scalar index rows)."""
+    return (store or RunStore()).purge(runs_)
+
+
+def diff(a: Run, b: Run, store: RunStore | None = None) -> list[str]:
+    """Lines saying how run `b` differs from run `a` (flags, source, deps, scalars)."""
+    from .views.diff import diff_runs
+
+    return diff_runs(store or RunStore(), a, b)

@@ -31,7 +31,8 @@ def compare(specs, table, columns, csv_path, as_json, skip_unchanged, min_col, m
     Scalars come from an incremental index of the runs' TensorBoard event
     files; a pipeline run shows the scalars of its steps (`train#loss`).
     """
-    from tracker.compare import Comparison, format_cell, parse_columns, skip_unchanged as drop_same, sort_rows
+    from tracker.display import format_cell
+    from tracker.views.compare import Comparison, parse_columns, skip_unchanged as drop_same, sort_rows
 
     st = store()
     listed = st.list()

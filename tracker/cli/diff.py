@@ -14,7 +14,7 @@ from .util import filter_options, run_filter, select_runs, store
 def diff(first, second, **kw):
     """Show how RUN2 differs from RUN1: flags, source files (unified diff),
     dependencies and scalars. Without runs: the two latest runs."""
-    from tracker.diff import diff_runs
+    from tracker.views.diff import diff_runs
 
     st = store()
     filt = run_filter(kw)

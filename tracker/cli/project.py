@@ -6,7 +6,7 @@ import click
 
 
 def _project():
-    from tracker.project import load
+    from tracker.project.loader import load
 
     project = load(".")
     for w in project.warnings:

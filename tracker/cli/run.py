@@ -31,7 +31,8 @@ def setup_logging(quiet: bool = False) -> None:
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("-l", "--label", help="Label for the run (${flag} is replaced by flag values).")
 @click.option("-t", "--tag", "tags", multiple=True, help="Tag the run (may repeat).")
-@click.option("--run-dir", type=click.Path(file_okay=False), help="Use DIR as the run directory.")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Use DIR (new or empty) as the run directory.")
+@click.option("--force-run-dir", is_flag=True, help="Allow --run-dir to name a directory that is not empty.")
 @click.option("--stage", is_flag=True, help="Prepare the run but do not start it.")
 @click.option("--start", "start_run", metavar="RUN", help="Start a staged run.")
 @click.option("--force-flags", is_flag=True, help="Accept flags the operation does not define.")
@@ -43,7 +44,7 @@ def setup_logging(quiet: bool = False) -> None:
 @click.option("--preview", is_flag=True, help="Print the expanded step tree of a pipeline; run nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not show the program's output (it is still recorded).")
 @click.option("--help-op", is_flag=True, help="Show the operation's description and flags.")
-def run(opspec, assigns, yes, label, tags, run_dir, stage, start_run, force_flags, needed, explain,
+def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_run, force_flags, needed, explain,
         restart, max_parallel, fail_fast, preview, quiet, help_op):
     """Run an operation.
 
@@ -56,26 +57,24 @@ def run(opspec, assigns, yes, label, tags, run_dir, stage, start_run, force_flag
       trk run m1:hello msg='hi there' -y
       trk run train lr=0.01 --label baseline -t exp1
     """
-    from tracker import project as projmod
     from tracker.errors import TrkError
-    from tracker.execute import Sinks, exit_code_for
-    from tracker.launch import RunOptions, launch
-    from tracker.opspec import parse_assigns, resolve, resolve_flags
-    from tracker.store import RunStore
+    from tracker.execution.launch import RunOptions, launch, relaunch
+    from tracker.execution.process import Sinks
+    from tracker.project.loader import load
+    from tracker.project.resolve import parse_assigns, resolve, resolve_flags
+    from tracker.store.runstore import RunStore
 
     setup_logging(quiet)
     st = RunStore()
     sinks = Sinks() if quiet else Sinks.console()
     if start_run or restart:
-        from tracker.restart import restart_run
-
         spec = start_run or restart
-        result = restart_run(st, spec, RunOptions(max_parallel=max_parallel, fail_fast=fail_fast), sinks,
-                             staged_only=bool(start_run))
-        sys.exit(exit_code_for(result.exit_code))
+        result = relaunch(st, spec, RunOptions(max_parallel=max_parallel, fail_fast=fail_fast), sinks,
+                          staged_only=bool(start_run))
+        _exit(result)
     if not opspec:
         raise click.UsageError("missing operation: trk run [MODEL:]OP [NAME=VALUE]...")
-    project = projmod.load(".", cache_dir=st.index_dir)
+    project = load(".", cache_dir=st.project_cache_dir)
     for w in project.warnings:
         click.echo(f"trk: warning: {w}", err=True)
     op = resolve(project, opspec)
@@ -85,18 +84,19 @@ def run(opspec, assigns, yes, label, tags, run_dir, stage, start_run, force_flag
     assigned = parse_assigns(list(assigns))
     dep_specs = _take_dep_specs(op, assigned)
     flags, extra = resolve_flags(op, assigned, force_flags=force_flags, help_cmd=opspec)
-    opts = RunOptions(label=label, tags=list(tags), run_dir=run_dir, stage=stage, force_flags=force_flags,
+    opts = RunOptions(label=label, tags=list(tags), run_dir=run_dir, force_run_dir=force_run_dir, stage=stage,
+                      force_flags=force_flags,
                       needed=needed, explain=explain, dep_specs=dep_specs, max_parallel=max_parallel,
                       fail_fast=fail_fast)
     if preview:
         if not op.is_stepped:
             raise TrkError(f"{op.fullname} is not a stepped operation: --preview shows pipelines only")
-        from tracker.steps import preview_steps
+        from tracker.project.stepspec import preview_steps
 
         click.echo(preview_steps(project, op, flags, extra, force_flags))
         return
     if not yes:
-        from tracker.flags import format_value
+        from tracker.project.flags import format_value
 
         click.echo(f"You are about to {'stage' if stage else 'run'} {op.fullname}")
         for name, value in sorted(flags.items()):
@@ -109,6 +109,16 @@ def run(opspec, assigns, yes, label, tags, run_dir, stage, start_run, force_flag
     if stage and result.run is not None:
         click.echo(f"{op.fullname} staged as {result.run.id}")
         click.echo(f"To start the operation, use 'trk run --start {result.run.short_id}'")
+    _exit(result)
+
+
+def _exit(result) -> None:
+    """Say why a run failed when trk knows (a pipeline's step), then exit with
+    the shell's convention for its exit code (128 + N for signal N)."""
+    from tracker.execution.process import exit_code_for
+
+    if result.error:
+        click.echo(f"trk: {result.error}", err=True)
     sys.exit(exit_code_for(result.exit_code))
 
 
@@ -116,7 +126,7 @@ def _take_dep_specs(op, assigned: dict) -> dict:
     """`NAME=RUN` on the command line picks the run for dependency NAME."""
     if not op.config.get("requires"):
         return {}
-    from tracker.deps import dependency_names
+    from tracker.execution.deps import dependency_names
 
     names = dependency_names(op)
     specs = {}
@@ -127,7 +137,7 @@ def _take_dep_specs(op, assigned: dict) -> dict:
 
 
 def _op_help(op) -> str:
-    from tracker.flags import format_value
+    from tracker.project.flags import format_value
 
     lines = [f"Usage: trk run [OPTIONS] {op.fullname} [FLAG=VALUE]...", ""]
     if op.description:

@@ -7,8 +7,7 @@ import json
 
 import click
 
-from .util import (confirm, filter_options, format_duration, format_time, run_filter, run_lines,
-                   select_runs, store)
+from .util import confirm, filter_options, run_filter, run_lines, select_runs, store
 
 
 class DefaultListGroup(click.Group):
@@ -43,7 +42,7 @@ def _listing(deleted: bool):
         listed = select_runs(st, [], filt, deleted=deleted)
         index = {r.id: i + 1 for i, r in enumerate(listed)}
         if specs:
-            from tracker.select import select
+            from tracker.store.select import select
 
             listed = select(listed, specs)
         if not show_all:
@@ -137,21 +136,7 @@ def purge(specs, yes, **kw):
     if not yes and not confirm(f"Permanently remove {len(chosen)} run(s)? This cannot be undone.", yes, default=False):
         return
     done = st.purge(chosen)
-    _forget_scalars(st, [r.id for r in done])
     click.echo(f"Purged {len(done)} run(s)")
-
-
-def _forget_scalars(st, run_ids) -> None:
-    """Drop purged runs from the scalar index (deleted runs keep theirs: restorable)."""
-    import os
-
-    from tracker.metrics.index import ScalarIndex
-
-    path = os.path.join(st.index_dir, "scalars.sqlite")
-    if run_ids and os.path.exists(path):
-        index = ScalarIndex(path)
-        index.forget(run_ids)
-        index.close()
 
 
 @runs.command("info")
@@ -160,7 +145,7 @@ def _forget_scalars(st, run_ids) -> None:
 @filter_options()
 def info(spec, as_json, **kw):
     """Show a run's metadata (the latest run when no RUN is given)."""
-    from tracker.api import run_info
+    from tracker.views.info import run_info
 
     st = store()
     run = select_runs(st, [spec] if spec else [], run_filter(kw), default="latest")[0]
@@ -201,7 +186,7 @@ def label(specs, set_, append, prepend, clear, yes, **kw):
         old = r.label
         new = "" if clear else set_ if set_ is not None else (
             f"{old} {append}".strip() if append is not None else f"{prepend} {old}".strip())
-        r.write_attr("label", new)
+        r.set_label(new)
     click.echo(f"Labeled {len(chosen)} run(s)")
 
 
@@ -221,13 +206,5 @@ def tag(specs, add, delete, clear, yes, **kw):
     if len(chosen) > 1 and not confirm(f"Change the tags of {len(chosen)} runs?", yes):
         return
     for r in chosen:
-        tags = [] if clear else r.tags
-        tags = [t for t in tags if t not in delete]
-        tags += [t for t in add if t not in tags]
-        r.write_attr("tags", tags)
+        r.set_tags(add=add, remove=delete, clear=clear)
     click.echo(f"Tagged {len(chosen)} run(s)")
-
-
-# Top-level aliases, as in Guild: `trk label`, `trk tag`.
-label_cmd = label
-tag_cmd = tag

@@ -18,7 +18,7 @@ def tensorboard(specs, host, port, logdir, **kw):
 
     Each run appears as `<short id> <operation> <label>`. Stop with Ctrl-C.
     """
-    from tracker.tensorboard import serve
+    from tracker.views.tensorboard import serve
 
     st = store()
     runs = select_runs(st, specs, run_filter(kw))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import time
 from typing import Callable
 
 import click
@@ -27,7 +25,7 @@ def filter_options(tag_short: bool = True) -> Callable:
 
 
 def run_filter(kw: dict):
-    from tracker.select import RunFilter
+    from tracker.store.select import RunFilter
 
     statuses = [s for s in STATUS_FLAGS if kw.pop(f"status_{s}", False)]
     return RunFilter(
@@ -39,7 +37,7 @@ def run_filter(kw: dict):
 
 
 def store():
-    from tracker.store import RunStore
+    from tracker.store.runstore import RunStore
 
     return RunStore()
 
@@ -57,7 +55,7 @@ def select_runs(st, specs, filt, default: str = "all", deleted: bool = False, to
     `listed` is the store's listing when the caller already has it.
     """
     from tracker.errors import RunSpecError
-    from tracker.select import select
+    from tracker.store.select import select
 
     runs = filt.apply(listed if listed is not None else st.list(deleted=deleted))
     warn_store(st)
@@ -73,25 +71,14 @@ def select_runs(st, specs, filt, default: str = "all", deleted: bool = False, to
     return runs
 
 
-def format_time(us: int | None) -> str:
-    if not us:
-        return ""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(us / 1e6))
-
-
-def format_duration(us: int | None) -> str:
-    if us is None:
-        return ""
-    s = int(us // 1_000_000)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
 def label_column(run) -> str:
     return " ".join(run.tags + ([run.label] if run.label else []))
 
 
 def run_lines(runs, index_of, short: bool = False, depth_of=None) -> list[str]:
     """Guild-style listing lines: `[N]  op  started  status  label`."""
+    from tracker.display import format_time
+
     rows = []
     for run in runs:
         indent = "  " * depth_of(run) if depth_of else ""
@@ -112,7 +99,3 @@ def confirm(prompt: str, yes: bool, default: bool = True) -> bool:
     if yes:
         return True
     return click.confirm(prompt, default=default)
-
-
-def real_dir(path: str) -> str:
-    return os.path.realpath(path)

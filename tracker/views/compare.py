@@ -7,19 +7,17 @@ flag), and `[last|first|min|max|avg|count|step] [prefix#]tag [as NAME]`.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .errors import TrkError
-from .flags import format_value
-from .store import Run, RunStore
+from ..display import format_duration, format_time
+from ..errors import TrkError
+from ..store import Run, RunStore
 
 ATTRS = ("run", "id", "operation", "started", "stopped", "time", "status", "label", "tags", "exit_status",
          "step", "parent")
-QUALIFIERS = ("last", "first", "min", "max", "avg", "count", "step")
 _SCALAR = re.compile(r"^(?:(last|first|min|max|avg|count|step)\s+)?(\S+?)(?:\s+as\s+(.+))?$")
 
 
@@ -62,25 +60,10 @@ def parse_columns(spec: str) -> list[Column]:
     return cols
 
 
-def _fmt_scalar(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        if math.isnan(v) or math.isinf(v):
-            return str(v)
-        s = f"{v:.6g}"
-        if "e" not in s and "." not in s:
-            s += ".0"
-        return s
-    return str(v)
-
-
 class Comparison:
     """Runs to compare, with their scalars and pipeline relations."""
 
     def __init__(self, store: RunStore, runs: Sequence[Run], all_runs: Sequence[Run] | None = None):
-        from .metrics.index import ScalarIndex
-
         self.store = store
         self.runs = list(runs)
         all_runs = list(all_runs) if all_runs is not None else self.runs
@@ -94,7 +77,7 @@ class Comparison:
             p = self.by_id.get(r.parent) if r.parent else None
             if p is not None:
                 wanted.setdefault(p.id, p)
-        self.index = ScalarIndex(os.path.join(store.index_dir, "scalars.sqlite"))
+        self.index = store.scalar_index()
         self.index.refresh([(r.id, r.dir, r.index_stamp) for r in wanted.values()])
         self.scalars = self.index.get(list(wanted))
         self.warnings = list(getattr(self.index, "warnings", []) or [])
@@ -123,8 +106,6 @@ class Comparison:
         return self._scalar(run, col.key, col.qualifier)
 
     def _attr(self, run: Run, name: str) -> Any:
-        from .cli.util import format_duration, format_time
-
         if name == "operation":
             return run.opspec
         if name == "started":
@@ -188,16 +169,6 @@ def lookup(aggs: dict, key: str):
         if t == tag:
             return agg
     return None
-
-
-def format_cell(value: Any, kind: str) -> str:
-    if value is None:
-        return ""
-    if kind == "scalar":
-        return _fmt_scalar(value)
-    if kind == "flag":
-        return format_value(value) if not isinstance(value, str) else value
-    return str(value)
 
 
 def sort_rows(headers: list[str], rows: list[list[Any]], min_col: str | None, max_col: str | None) -> list[list[Any]]:

@@ -1,26 +1,23 @@
-"""Resolving `[MODEL:]OP` specs to operations and checking their flags.
+"""Resolving `[MODEL:]OP` specs to operations, and checking their flags.
 
-Also knows how a resolved operation becomes a command: an argv list, never
-a shell string, with `${flag}` interpolation.
+Also `${flag}` interpolation, which commands, labels and steps share.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import sys
 from typing import Any
 
-from .errors import OpError
-from .flags import FlagDef, arg_value, parse_value, split_assign
-from .project import OpDef, Project
+from ..errors import OpError
+from .flags import arg_value, parse_value, split_assign
+from .loader import OpDef, Project
 
-_REF = re.compile(r"\$\{([^}]+)\}")
-_SHELLS = {"sh", "bash", "zsh", "dash", "ksh"}
+FLAG_REF = re.compile(r"\$\{([^}]+)\}")  # `${name}` in commands, labels and steps
 
 
 def split_opspec(spec: str) -> tuple[str | None, str]:
+    """`model:op` -> (model, op); a bare `op` -> (None, op)."""
     model, sep, op = spec.rpartition(":")
     return (model if sep else None), op
 
@@ -132,82 +129,4 @@ def interpolate(s: str, flags: dict[str, Any], quote: bool = False) -> str:
         v = arg_value(flags[name])
         return shlex.quote(v) if quote else v
 
-    return _REF.sub(repl, s)
-
-
-_ARG_PARSERS = re.compile(
-    r"^\s*(import|from)\s+(argparse|click|absl|fire|typer|docopt|optparse|hydra)\b|\bsys\.argv\b", re.M)
-
-
-def flags_dest(op: OpDef, project_dir: str | None) -> str:
-    """`args` (flags as --name value) or `globals` (flags set as module globals).
-
-    As in Guild: `flags-dest` when given; otherwise `args` when the main
-    module imports an argument parser or reads sys.argv, else `globals`.
-    """
-    dest = op.config.get("flags-dest")
-    if dest in ("args", "globals"):
-        return dest
-    if not op.flags or not op.main or project_dir is None:
-        return "args"
-    module = shlex.split(op.main)[0].replace(".", "/")
-    for candidate in (f"{module}.py", f"{module}/__main__.py"):
-        path = os.path.join(project_dir, candidate)
-        try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                return "args" if _ARG_PARSERS.search(f.read()) else "globals"
-        except OSError:
-            continue
-    return "args"
-
-
-def command_argv(op: OpDef, flags: dict[str, Any], project_dir: str | None = None) -> list[str]:
-    """Build the argv list for a `main` or `exec` operation.
-
-    Flag values are interpolated into single argv items. Where an item is the
-    script of `sh -c` / `bash -c`, values are shell-quoted, so a value with
-    spaces, quotes or `;` stays one literal word. A `main` module that parses
-    no arguments gets its flags as globals (see `tracker.pymain`).
-    """
-    if op.exec is not None:
-        try:
-            tmpl = shlex.split(op.exec)
-        except ValueError as e:
-            raise OpError(f"invalid exec for {op.fullname}: {e}") from None
-        if not tmpl:
-            raise OpError(f"empty exec for {op.fullname}")
-        argv = []
-        shell = os.path.basename(tmpl[0]) in _SHELLS
-        for i, item in enumerate(tmpl):
-            is_script = shell and i > 0 and tmpl[i - 1].startswith("-") and "c" in tmpl[i - 1]
-            argv.append(interpolate(item, flags, quote=is_script))
-        if argv[0] in ("python", "python3"):
-            argv[0] = sys.executable
-        return argv
-    if op.main is not None:
-        try:
-            parts = shlex.split(op.main)
-        except ValueError as e:
-            raise OpError(f"invalid main for {op.fullname}: {e}") from None
-        if not parts:
-            raise OpError(f"empty main for {op.fullname}")
-        module, args = parts[0].replace("/", "."), [interpolate(a, flags) for a in parts[1:]]
-        referenced = set(_REF.findall(op.main))
-        if flags_dest(op, project_dir) == "globals":
-            import json
-
-            values = {k: v for k, v in flags.items() if k not in referenced}
-            return [sys.executable, "-u", "-m", "tracker.pymain", json.dumps(values), module] + args
-        argv = [sys.executable, "-u", "-m", module] + args
-        for name, value in flags.items():
-            if value is None or name in referenced:
-                continue
-            fdef = op.flags.get(name)
-            arg_name = fdef.arg_name if fdef and fdef.arg_name else name
-            argv += [f"--{arg_name}", arg_value(value)]
-        return argv
-    raise OpError(f"operation {op.fullname} defines neither main, exec nor steps")
-
-
-def describe_flags(op: OpDef) -> list[tuple[str, FlagDef]]:
-    return sorted(op.flags.items())
+    return FLAG_REF.sub(repl, s)

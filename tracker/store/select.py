@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .errors import RunSpecError
-from .store import Run
+from ..errors import RunSpecError
+from .run import Run
 
 _RANGE = re.compile(r"^(\d*):(\d*)$")
 

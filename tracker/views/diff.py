@@ -5,8 +5,8 @@ from __future__ import annotations
 import difflib
 import os
 
-from .flags import format_value
-from .store import Run, RunStore
+from ..project.flags import format_value
+from ..store import Run, RunStore
 
 
 def _source_files(run: Run) -> list[str]:
@@ -65,8 +65,8 @@ def diff_runs(store: RunStore, a: Run, b: Run) -> list[str]:
     out += ["dependencies:"] + (deps or ["  (same)"])
     scalars = []
     try:
-        from .api import scalars as run_scalars
-        from .compare import format_cell
+        from ..display import format_cell
+        from .info import run_scalars
 
         sa, sb = run_scalars(a, store), run_scalars(b, store)
         for key in sorted(set(sa) | set(sb)):

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import OpError
+from ..errors import OpError
 
 MAX_SIZE = 1024 * 1024
 _SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".trk", ".guild", "node_modules", ".dvc",

@@ -14,7 +14,7 @@ import tempfile
 import time
 from typing import Callable, Sequence
 
-from .store import Run
+from ..store import Run
 
 
 def run_link_name(run: Run) -> str:

@@ -13,7 +13,7 @@ import sqlite3
 import time
 from typing import Callable
 
-from .fsutil import remove_sqlite
+from ..fsutil import remove_sqlite
 
 SCHEMA_VERSION = 1
 # An attrs dir modified this recently is not cached: file-system timestamps

@@ -16,9 +16,9 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import DependencyError
-from .project import OpDef, Project
-from .store import Run, RunStore
+from ..errors import DependencyError
+from ..project.loader import OpDef, Project
+from ..store import Run, RunStore
 
 CHUNK = 1024 * 1024
 
@@ -237,8 +237,8 @@ def _resolve_operation(dep: Dependency, op: OpDef, runs: list[Run], dep_specs: d
 def _named_run(dep: Dependency, op: OpDef, runs: list[Run], spec: str) -> Run:
     """The run a user named with `NAME=RUN_SPEC`: an id prefix, or an index
     into the runs of the required operation (`prepare=2`: the one before last)."""
-    from .errors import RunSpecError
-    from .select import select
+    from ..errors import RunSpecError
+    from ..store.select import select
 
     candidates = [r for r in runs if _op_matches(dep, r.opspec, op.model)]
     try:
@@ -368,7 +368,7 @@ def _url_basename(url: str) -> str:
 
 def _resolve_url(dep: Dependency, store: RunStore) -> Resolved:
     """Download once into `$TRK_HOME/cache/urls/<sha256>/NAME`; verify; reuse."""
-    cache = os.path.join(store.home, "cache", "urls")
+    cache = store.url_cache_dir
     index = os.path.join(cache, "index")
     os.makedirs(index, exist_ok=True)
     key = os.path.join(index, hashlib.sha256(dep.spec.encode()).hexdigest())
@@ -412,7 +412,7 @@ def _resolve_url(dep: Dependency, store: RunStore) -> Resolved:
         os.chmod(tmp, 0o444)
         os.replace(tmp, dest)  # only a complete, verified download enters the cache
         tmp = None
-        from .fsutil import atomic_write
+        from ..fsutil import atomic_write
 
         atomic_write(key, digest + "\n")
         return Resolved(dep, digest, source=dest)

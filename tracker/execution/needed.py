@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .flags import format_value
-from .project import OpDef, Project
-from .store import Run, RunStore
+from ..project.flags import format_value
+from ..project.loader import OpDef, Project
+from ..store import Run, RunStore
 
 
 def input_differences(run: Run, flags: dict[str, Any], source_digest: str, deps: dict[str, dict]) -> list[str]:
@@ -39,7 +39,7 @@ def input_differences(run: Run, flags: dict[str, Any], source_digest: str, deps:
 def find_reusable(store: RunStore, project: Project, op: OpDef, flags: dict[str, Any], deps_plan,
                   explain: bool = False, say: Callable[[str], None] | None = None,
                   runs: list[Run] | None = None) -> Run | None:
-    from .sourcecode import copy_source
+    from ..project.sourcecode import copy_source
 
     say = say or (lambda line: None)
     _, source_digest = copy_source(project.dir, None, op.config.get("sourcecode"))

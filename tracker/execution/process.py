@@ -1,4 +1,4 @@
-"""Running a program for a run: spawn, stream output live, record the outcome.
+"""Supervising a run's program: spawn it, stream its output live, record the outcome.
 
 The program runs with the run directory as its working directory. Its stdout
 and stderr are echoed as they arrive, appended to `.trk/output`, and fed to
@@ -15,8 +15,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
 
-from .errors import TrkError
-from .store import Run, now_us
+from ..errors import TrkError
+from ..store import Run
 
 
 @dataclass
@@ -29,7 +29,22 @@ class Sinks:
 
     @classmethod
     def console(cls, prefix: str = "") -> "Sinks":
+        """Echo to this process's stdout and stderr."""
         return cls(sys.stdout.buffer, sys.stderr.buffer, prefix.encode())
+
+    def prefixed(self, name: str) -> "Sinks":
+        """The same sinks, each line prefixed `[name] ` (parallel steps)."""
+        return Sinks(self.stdout, self.stderr, f"[{name}] ".encode())
+
+
+def echo_line(sinks: Sinks | None, line: str) -> None:
+    """Echo a trk message line to the sinks' stdout (with their prefix)."""
+    if sinks is not None and sinks.stdout is not None:
+        try:
+            sinks.stdout.write(sinks.prefix + line.encode() + b"\n")
+            sinks.stdout.flush()
+        except (BrokenPipeError, ValueError):
+            sinks.stdout = None  # the reader went away: the run goes on
 
 
 class _Echo:
@@ -67,6 +82,7 @@ class _Echo:
 
 
 def program_env(run: Run, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a run's program gets: ours, the run's ids, and `env:`."""
     env = dict(os.environ)
     env.update(
         TRK_RUN_ID=run.id,
@@ -82,7 +98,7 @@ def program_env(run: Run, extra: dict[str, str] | None = None) -> dict[str, str]
 
 def _scalar_parser(run: Run, spec: Any):
     """The output-scalar writer for this run, or None when disabled."""
-    from .metrics.output import OutputScalars
+    from ..metrics.output import OutputScalars
 
     try:
         scalars = OutputScalars(spec, run.meta_dir)
@@ -132,7 +148,7 @@ def run_process(
     sinks = sinks or Sinks()
     scalars = _scalar_parser(run, output_scalars)
     out = open(run.output_path, "ab", buffering=0)
-    run.write_attr("started", now_us())
+    run.start()
     try:
         proc = subprocess.Popen(
             argv, cwd=run.dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -141,7 +157,7 @@ def run_process(
         msg = f"cannot run {argv[0]}: {e.strerror or e}"
         out.write((f"trk: {msg}\n").encode())
         out.close()
-        finish_run(run, 127)
+        run.finish(127)
         raise TrkError(msg, exit_code=127) from None
     run.write_attr("program_pid", proc.pid)
     if on_start:
@@ -201,7 +217,7 @@ def run_process(
         if scalars is not None:
             scalars.feed(tails.rest())
             scalars.close()
-    finish_run(run, code, terminated)
+    run.finish(code, terminated)
     return code
 
 
@@ -210,15 +226,6 @@ def _set_signal(sig, handler):
         return signal.signal(sig, handler)
     except ValueError:  # not the main thread: leave signals alone
         return None
-
-
-def finish_run(run: Run, code: int, terminated: bool = False) -> None:
-    """Record how a run ended: stopped, terminated, then exit_status."""
-    run.write_attr("stopped", now_us())
-    if terminated:
-        run.write_attr("terminated", True)
-    # exit_status last: its presence is what marks the run as finished.
-    run.write_attr("exit_status", code)
 
 
 def exit_code_for(code: int) -> int:

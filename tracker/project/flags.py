@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import OpError
+from ..errors import OpError
 
 _INT = re.compile(r"^[-+]?[0-9]+$")
 _FLOAT = re.compile(

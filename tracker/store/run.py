@@ -1,8 +1,8 @@
-"""The run store: run directories under `$TRK_HOME/runs`, their attrs and status.
+"""One run: its directory, its attrs, how it ended, and the lock its supervisor holds.
 
-A run is `runs/<32-hex id>/` with metadata in `.trk/` (`attrs/`, `output`,
-`opref`, `lock`). Status is derived from attrs and the run's lock, never
-trusted blindly. Deleted runs move to `trash/` until purged.
+A run is a directory with metadata in `.trk/` (`attrs/`, `output`, `opref`,
+`lock`). Status is derived from attrs and the run's lock, never trusted
+blindly: a run whose supervisor died shows as `terminated`, not `running`.
 """
 
 from __future__ import annotations
@@ -10,22 +10,19 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import shutil
 import time
-import uuid
-from typing import Any, Iterable
+from typing import Any
 
-from .errors import TrkError
-from .fsutil import atomic_write, dump_attr, load_attr
-
-STATUSES = ("running", "completed", "error", "terminated", "staged")
+from ..fsutil import atomic_write, dump_attr, load_attr
 
 
 def default_home() -> str:
+    """`$TRK_HOME`, or `~/.trk`, as an absolute path."""
     return os.path.abspath(os.path.expanduser(os.environ.get("TRK_HOME") or "~/.trk"))
 
 
 def now_us() -> int:
+    """The time now in microseconds since the epoch (the unit of run times)."""
     return time.time_ns() // 1000
 
 
@@ -91,14 +88,17 @@ class Run:
         return self._attrs
 
     def get(self, name: str, default: Any = None) -> Any:
+        """One attr of the run, or `default`."""
         return self.attrs.get(name, default)
 
     def write_attr(self, name: str, value: Any) -> None:
+        """Write one attr atomically (temp file + rename)."""
         atomic_write(os.path.join(self.attrs_dir, name), dump_attr(value))
         self.attrs[name] = value
         self._status = None
 
     def del_attr(self, name: str) -> None:
+        """Remove one attr, if present."""
         try:
             os.unlink(os.path.join(self.attrs_dir, name))
         except FileNotFoundError:
@@ -145,6 +145,7 @@ class Run:
         return self._status
 
     def refresh_status(self) -> str:
+        """Derive the status again (the run may have ended meanwhile)."""
         self._status = None
         return self.status
 
@@ -175,6 +176,55 @@ class Run:
             return str(self.stopped)
         return None
 
+    # -- how a run ends: one place writes it ------------------------------
+
+    def start(self) -> None:
+        """Record that the run's program (or its first step) starts now."""
+        self.write_attr("started", now_us())
+
+    def finish(self, exit_code: int, terminated: bool = False) -> None:
+        """Record how the run ended: stopped, terminated, then exit_status.
+
+        `exit_status` is written last: its presence marks the run finished,
+        so a reader never sees a finished run without its stop time.
+        """
+        self.write_attr("stopped", now_us())
+        if terminated:
+            self.write_attr("terminated", True)
+        self.write_attr("exit_status", exit_code)
+
+    def fail(self, error: BaseException | str, exit_code: int = 1) -> None:
+        """Record an error that trk hit starting or supervising the run.
+
+        A KeyboardInterrupt records the run as terminated instead. Does
+        nothing when the run already has an outcome.
+        """
+        if "exit_status" in self.attrs:
+            return
+        if isinstance(error, KeyboardInterrupt):
+            self.terminate()
+            return
+        self.write_attr("error", (str(error) or type(error).__name__) if isinstance(error, BaseException) else error)
+        self.finish(exit_code)
+
+    def terminate(self, exit_code: int = -2) -> None:
+        """Record that the run was stopped by a signal or by the user."""
+        if "exit_status" not in self.attrs:
+            self.finish(exit_code, terminated=True)
+
+    def set_label(self, label: str) -> None:
+        """Replace the run's label."""
+        self.write_attr("label", label)
+
+    def set_tags(self, add: "list[str] | tuple[str, ...]" = (), remove: "list[str] | tuple[str, ...]" = (),
+                 clear: bool = False) -> list[str]:
+        """Remove, then add tags (keeping their order); returns the new tags."""
+        tags = [] if clear else self.tags
+        tags = [t for t in tags if t not in remove]
+        tags += [t for t in add if t not in tags]
+        self.write_attr("tags", tags)
+        return tags
+
     def clear_outcome(self) -> None:
         """Forget how a previous attempt ended, before running it again."""
         for name in ("exit_status", "stopped", "terminated", "error", "staged"):
@@ -191,6 +241,7 @@ class Run:
         return stop - start
 
     def to_dict(self) -> dict[str, Any]:
+        """The run's attrs plus id, dir, status and short id."""
         d = dict(self.attrs)
         d.update(id=self.id, dir=self.dir, status=self.status, short_id=self.short_id)
         if self.error:
@@ -223,153 +274,13 @@ class RunLock:
         self.fd: int | None = None
 
     def acquire(self) -> None:
+        """Block until the lock is held."""
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
 
     def release(self) -> None:
+        """Release the lock (a no-op when not held)."""
         if self.fd is not None:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
-
-
-class RunStore:
-    """Creates, lists, deletes, restores and purges runs under one TRK_HOME."""
-
-    def __init__(self, home: str | None = None):
-        self.home = os.path.abspath(home) if home else default_home()
-        self.runs_dir = os.path.join(self.home, "runs")
-        self.trash_dir = os.path.join(self.home, "trash", "runs")
-        self.index_dir = os.path.join(self.home, "index")
-        self.warnings: list[str] = []
-
-    # -- creating ---------------------------------------------------------
-
-    def new_run(self, run_dir: str | None = None) -> tuple[Run, str]:
-        """Make a run in a hidden temp dir; `publish` moves it into place.
-
-        The run appears in listings only once its lock and first attrs exist,
-        so a lister never sees a half-made run.
-        """
-        os.makedirs(self.runs_dir, exist_ok=True)
-        run_id = uuid.uuid4().hex
-        if run_dir:
-            build = os.path.abspath(run_dir)
-            os.makedirs(build, exist_ok=True)
-            if os.path.exists(os.path.join(build, ".trk", "attrs")):
-                raise TrkError(f"{build} already holds a run", "Choose an empty directory for --run-dir.")
-        else:
-            build = os.path.join(self.runs_dir, f".{run_id}.tmp")
-            os.makedirs(build)
-        os.makedirs(os.path.join(build, ".trk", "attrs"))
-        return Run(run_id, build, {}), build
-
-    def publish(self, run: Run, external: bool = False) -> None:
-        final = os.path.join(self.runs_dir, run.id)
-        if external:
-            os.symlink(run.dir, final)
-        else:
-            os.rename(run.dir, final)
-            run.dir = final
-
-    # -- reading ----------------------------------------------------------
-
-    def run_path(self, run_id: str) -> str:
-        return os.path.join(self.runs_dir, run_id)
-
-    def get(self, run_id: str) -> Run:
-        return Run(run_id, self.run_path(run_id))
-
-    def list(self, deleted: bool = False) -> list[Run]:
-        """All runs, newest first. Corrupt runs are listed with an error."""
-        base = self.trash_dir if deleted else self.runs_dir
-        try:
-            names = [n for n in os.listdir(base) if not n.startswith(".")]
-        except FileNotFoundError:
-            return []
-        entries = [(n, os.path.join(base, n, ".trk", "attrs")) for n in names]
-        if deleted:
-            loaded: dict[str, Any] = {}
-            for n, d in entries:
-                try:
-                    loaded[n] = read_attrs_dir(d)
-                except Exception as e:
-                    loaded[n] = e
-        else:
-            from .runindex import RunIndex
-
-            loaded = RunIndex(os.path.join(self.index_dir, "runs.sqlite")).load(entries, read_attrs_dir)
-        runs = []
-        for name in names:
-            value = loaded[name]
-            path = os.path.join(base, name)
-            if isinstance(value, Exception):
-                reason = "missing metadata" if isinstance(value, FileNotFoundError) else str(value)
-                self.warnings.append(f"run {name}: {reason} in {path}; listed as error")
-                runs.append(Run(name, path, {"id": name}, error=reason))
-            else:
-                runs.append(Run(name, path, value))
-        runs.sort(key=lambda r: (r.sort_key, r.id), reverse=True)
-        return runs
-
-    # -- deleting ---------------------------------------------------------
-
-    def delete(self, runs: Iterable[Run], force: bool = False) -> list[Run]:
-        runs = list(runs)
-        if not force:
-            running = [r for r in runs if r.refresh_status() == "running"]
-            if running:
-                ids = ", ".join(r.short_id for r in running)
-                raise TrkError(
-                    f"cannot delete running run{'s' if len(running) > 1 else ''} {ids}",
-                    "Stop them first, or use --force.",
-                )
-        os.makedirs(self.trash_dir, exist_ok=True)
-        done = []
-        for run in runs:
-            dest = os.path.join(self.trash_dir, run.id)
-            if os.path.lexists(dest):
-                _remove_tree(dest)
-            os.rename(run.dir, dest)
-            run.dir = dest
-            done.append(run)
-        return done
-
-    def restore(self, runs: Iterable[Run]) -> list[Run]:
-        os.makedirs(self.runs_dir, exist_ok=True)
-        done = []
-        for run in runs:
-            dest = os.path.join(self.runs_dir, run.id)
-            if os.path.lexists(dest):
-                raise TrkError(f"cannot restore {run.short_id}: a run with that id exists")
-            os.rename(run.dir, dest)
-            run.dir = dest
-            done.append(run)
-        return done
-
-    def purge(self, runs: Iterable[Run]) -> list[Run]:
-        done = []
-        for run in runs:
-            if not os.path.realpath(run.dir).startswith(self.home + os.sep) or os.path.islink(run.dir):
-                target = os.path.realpath(run.dir)
-                # An external run (--run-dir): remove the target only when it
-                # is the run it claims to be.
-                id_file = os.path.join(target, ".trk", "attrs", "id")
-                try:
-                    ok = load_attr(open(id_file).read()) == run.id
-                except OSError:
-                    ok = False
-                os.unlink(run.dir) if os.path.islink(run.dir) else None
-                if ok:
-                    _remove_tree(target)
-            else:
-                _remove_tree(run.dir)
-            done.append(run)
-        return done
-
-
-def _remove_tree(path: str) -> None:
-    if os.path.islink(path):
-        os.unlink(path)
-    else:
-        shutil.rmtree(path, ignore_errors=True)

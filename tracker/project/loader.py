@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ProjectError
+from ..errors import ProjectError
 from .flags import FlagDef, flagdefs_from_config
 
 PROJECT_FILES = ("trk.yml", "guild.yml")
@@ -166,7 +166,7 @@ def _store(path: str, cache_dir: str | None, data) -> None:
         return
     import json
 
-    from .fsutil import atomic_write
+    from ..fsutil import atomic_write
 
     import time
 

@@ -1,0 +1,110 @@
+"""Launching an operation: resolve its inputs, make its run, execute it.
+
+This is what `trk run` does, as a library call: `launch(...)` returns a
+`LaunchResult` (the run, its exit code and, for a failed pipeline, why).
+`relaunch` starts a staged run or resumes a finished one (`--start`,
+`--restart`). Stepped operations run through `pipeline`, which launches
+each step back through `launch`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import TrkError
+from ..project.loader import OpDef, Project
+from ..project.resolve import interpolate
+from ..store import Run, RunStore
+from .command import command_argv
+from .lifecycle import LaunchResult, RunOptions, default_label, lock, load_opref, prepare, say_for, supervise
+from .process import Sinks, echo_line, program_env, run_process
+
+__all__ = ["LaunchResult", "RunOptions", "launch", "relaunch"]
+
+
+def launch(
+    store: RunStore,
+    project: Project,
+    op: OpDef,
+    flags: dict[str, Any],
+    opts: RunOptions | None = None,
+    sinks: Sinks | None = None,
+    extra_flags: dict[str, Any] | None = None,
+) -> LaunchResult:
+    """Run `op` with resolved `flags`; return its run and exit code."""
+    opts = opts or RunOptions()
+    if op.is_stepped:
+        from .pipeline import run_pipeline
+
+        return run_pipeline(store, project, op, flags, opts, sinks, extra_flags or {}, launch)
+    cmd = command_argv(op, flags, project.dir)
+    resolved: list[tuple[str, str]] = []
+    deps_plan = None
+    deps_error = None
+    # One listing serves dependency resolution and --needed.
+    runs = store.list() if op.config.get("requires") or opts.needed else None
+    if op.config.get("requires"):
+        from ..errors import DependencyError
+        from .deps import plan_dependencies
+
+        try:
+            deps_plan = plan_dependencies(store, project, op, opts.dep_specs, runs)
+            resolved = deps_plan.label_parts()
+        except DependencyError as e:
+            deps_error = e
+    if opts.needed and deps_error is None:
+        from .needed import find_reusable
+
+        reuse = find_reusable(store, project, op, flags, deps_plan, explain=opts.explain,
+                              say=lambda line: echo_line(sinks, line), runs=runs)
+        if reuse is not None:
+            return LaunchResult(reuse, 0, reused=True)
+    label = interpolate(opts.label, flags) if opts.label is not None else default_label(flags, resolved)
+    run, held = prepare(store, project, op, flags, opts, cmd, label)
+    with supervise(run, held):
+        if opts.on_created:
+            opts.on_created(run)
+        if deps_error is not None:
+            raise deps_error
+        if deps_plan is not None:
+            deps_plan.apply(run, say_for(run, sinks))
+        if opts.stage:
+            return LaunchResult(run, 0)
+        return LaunchResult(run, _execute(run, op, cmd, sinks, opts.on_start))
+
+
+def _execute(run: Run, op: OpDef, cmd: list[str], sinks: Sinks | None, on_start=None) -> int:
+    env = program_env(run, run.get("env"))
+    return run_process(run, cmd, env, sinks, op.config.get("output-scalars"), on_start=on_start)
+
+
+def relaunch(store: RunStore, run: Run | str, opts: RunOptions | None = None, sinks: Sinks | None = None,
+             staged_only: bool = False) -> LaunchResult:
+    """Start a staged run, or run a finished one again in its own directory.
+
+    A pipeline resumes: completed steps are kept, the others run again.
+    `run` is a Run or a run spec (index, range or id prefix).
+    """
+    opts = opts or RunOptions()
+    if isinstance(run, str):
+        from ..store.select import select
+
+        run = select(store.list(), [run])[0]
+    status = run.status
+    if staged_only and status != "staged":
+        raise TrkError(f"run {run.short_id} is {status}, not staged", "Use --restart to run it again.")
+    if status == "running":
+        raise TrkError(f"run {run.short_id} is running")
+    opref = load_opref(run)
+    from ..project.loader import load
+    from ..project.resolve import resolve
+
+    project = load(opref["project"])
+    op = resolve(project, f"{opref['model']}:{opref['op']}" if opref.get("model") else opref["op"])
+    if op.is_stepped:
+        from .pipeline import resume_pipeline
+
+        return resume_pipeline(store, project, op, run, opts, sinks, launch)
+    with supervise(run, lock(run)):
+        run.clear_outcome()
+        return LaunchResult(run, _execute(run, op, run.get("cmd"), sinks))

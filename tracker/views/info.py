@@ -1,0 +1,66 @@
+"""A run's details (`trk runs info`) and its scalars."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..display import format_cell, format_duration, format_time
+from ..project.flags import format_value
+from ..store import Run, RunStore
+
+
+def run_scalars(run: Run, store: RunStore) -> dict:
+    """A run's scalars, brought up to date: {(prefix, tag): Agg(first, last, min, max, ...)}."""
+    index = store.scalar_index()
+    try:
+        index.refresh([(run.id, run.dir, run.index_stamp)])
+        return index.get([run.id]).get(run.id, {})
+    finally:
+        index.close()
+
+
+def run_info(store: RunStore, run: Run) -> dict[str, Any]:
+    """The fields `trk runs info` shows, in display order."""
+    a = run.attrs
+    info: dict[str, Any] = {
+        "id": run.id,
+        "operation": run.opspec,
+        "status": run.status,
+        "started": format_time(a.get("started")),
+        "stopped": format_time(a.get("stopped")),
+        "time": format_duration(run.duration_us),
+        "label": run.label,
+        "tags": run.tags,
+        "exit_status": a.get("exit_status"),
+        "run_dir": run.dir,
+        "command": " ".join(a.get("cmd") or []),
+        "sourcecode_digest": a.get("sourcecode_digest"),
+        "host": a.get("host"),
+        "pid": a.get("pid"),
+    }
+    if run.error:
+        info["error"] = run.error
+    if a.get("error"):
+        info["error"] = a["error"]
+    if a.get("parent"):
+        info["parent"] = a["parent"]
+    info["flags"] = {k: format_value(v) for k, v in sorted(run.flags.items())}
+    if a.get("deps"):
+        info["dependencies"] = {
+            d.get("name", "?"): " ".join(str(x) for x in (d.get("run"), d.get("sha256")) if x)
+            for d in a["deps"]
+        }
+    children = [r for r in store.list() if r.parent == run.id]
+    if children:
+        info["steps"] = [f"{r.get('step') or r.opspec}: {r.short_id} {r.opspec} {r.status}" for r in reversed(children)]
+    try:
+        sc = run_scalars(run, store)
+    except Exception as e:  # scalars are extra information here, never fatal
+        sc = {}
+        info["scalars_error"] = str(e)
+    if sc:
+        info["scalars"] = {
+            (f"{p}#{t}" if p else t): f"{format_cell(agg.last, 'scalar')} (step {agg.last_step})"
+            for (p, t), agg in sorted(sc.items())
+        }
+    return info
