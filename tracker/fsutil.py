@@ -1,7 +1,10 @@
-"""Small file-system helpers: atomic writes and JSON-compatible YAML attrs.
+"""Small file-system helpers: atomic writes, JSON-compatible YAML attrs, and
+the one answer to "is this path inside that root".
 
 Every metadata write in trk goes through `atomic_write` so a killed process
-leaves either the old or the new file, never half of one.
+leaves either the old or the new file, never half of one. Every check that a
+path from a user, a project file or a run stays within its root goes through
+`is_inside` / `resolve_inside`.
 """
 
 from __future__ import annotations
@@ -49,9 +52,24 @@ def load_attr(text: str) -> Any:
         return yaml.safe_load(text)
 
 
-def ensure_dir(path: str) -> str:
-    os.makedirs(path, exist_ok=True)
-    return path
+class PathEscape(ValueError):
+    """A path leads outside the root it must stay in."""
+
+
+def is_inside(root: str, path: str) -> bool:
+    """True when `path` (absolute, or relative to `root`) is `root` or lies
+    under it once symlinks, `..` and absolute components are resolved."""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(os.path.join(root, path))
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def resolve_inside(root: str, path: str, what: str = "path") -> str:
+    """The real path of `path` under `root`; raise PathEscape when it leads
+    outside (`what` names the path in the message)."""
+    if not is_inside(root, path):
+        raise PathEscape(f"{what} '{path}' is outside {root}")
+    return os.path.realpath(os.path.join(root, path))
 
 
 def remove_sqlite(path: str) -> None:
