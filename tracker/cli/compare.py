@@ -71,6 +71,7 @@ def compare(specs, table, columns, csv_path, as_json, skip_unchanged, min_col, m
 
 
 def format_table(headers, cells, kinds) -> str:
+    """A plain tabulate table, scalars right-aligned, no trailing spaces."""
     from tabulate import tabulate
 
     align = ["right" if k == "scalar" else "left" for k in kinds]

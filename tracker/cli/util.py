@@ -25,6 +25,7 @@ def filter_options(tag_short: bool = True) -> Callable:
 
 
 def run_filter(kw: dict):
+    """Take the filter options out of a command's keyword arguments as a RunFilter."""
     from tracker.store.select import RunFilter
 
     statuses = [s for s in STATUS_FLAGS if kw.pop(f"status_{s}", False)]
@@ -37,12 +38,14 @@ def run_filter(kw: dict):
 
 
 def store():
+    """The run store of $TRK_HOME."""
     from tracker.store.runstore import RunStore
 
     return RunStore()
 
 
 def warn_store(st) -> None:
+    """Print (once) the warnings the store collected while listing runs."""
     for w in st.warnings:
         click.echo(f"trk: warning: {w}", err=True)
     st.warnings.clear()
@@ -72,6 +75,7 @@ def select_runs(st, specs, filt, default: str = "all", deleted: bool = False, to
 
 
 def label_column(run) -> str:
+    """Tags then label, as Guild's listing shows them."""
     return " ".join(run.tags + ([run.label] if run.label else []))
 
 
@@ -96,6 +100,7 @@ def run_lines(runs, index_of, short: bool = False, depth_of=None) -> list[str]:
 
 
 def confirm(prompt: str, yes: bool, default: bool = True) -> bool:
+    """Ask the user unless `yes` was given."""
     if yes:
         return True
     return click.confirm(prompt, default=default)

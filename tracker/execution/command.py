@@ -47,6 +47,17 @@ def flags_dest(op: OpDef, project_dir: str | None) -> str:
 
 
 def command_argv(op: OpDef, flags: dict[str, Any], project_dir: str | None = None) -> list[str]:
+    """Build the argv list for a `main` or `exec` operation (see `_argv`);
+    OpError (exit 2) when an item holds a NUL byte, which argv cannot carry."""
+    argv = _argv(op, flags, project_dir)
+    for item in argv:
+        if "\0" in item:
+            raise OpError(f"the command of {op.fullname} has a NUL byte in {item!r}: remove it from its "
+                          f"{'exec' if op.exec is not None else 'main'} or flag values", exit_code=2)
+    return argv
+
+
+def _argv(op: OpDef, flags: dict[str, Any], project_dir: str | None) -> list[str]:
     """Build the argv list for a `main` or `exec` operation.
 
     Flag values are interpolated into single argv items. Where an item is the
@@ -82,7 +93,9 @@ def command_argv(op: OpDef, flags: dict[str, Any], project_dir: str | None = Non
             import json
 
             values = {k: v for k, v in flags.items() if k not in referenced}
-            return [sys.executable, "-u", "-m", "tracker.execution.pymain", json.dumps(values), module] + args
+            # default=str: a value JSON has no type for reaches the program as its text, as in args.
+            values_json = json.dumps(values, default=str)
+            return [sys.executable, "-u", "-m", "tracker.execution.pymain", values_json, module] + args
         argv = [sys.executable, "-u", "-m", module] + args
         for name, value in flags.items():
             if value is None or name in referenced:

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import TrkError
 from ..project.loader import OpDef, Project
-from ..project.resolve import interpolate
+from ..project.resolve import check_label, interpolate
 from ..store import Run, RunStore
 from .command import command_argv
 from .lifecycle import LaunchResult, RunOptions, default_label, lock, load_opref, prepare, say_for, supervise
@@ -59,7 +59,7 @@ def launch(
                               say=lambda line: echo_line(sinks, line), runs=runs)
         if reuse is not None:
             return LaunchResult(reuse, 0, reused=True)
-    label = interpolate(opts.label, flags) if opts.label is not None else default_label(flags, resolved)
+    label = check_label(interpolate(opts.label, flags)) if opts.label is not None else default_label(flags, resolved)
     run, held = prepare(store, project, op, flags, opts, cmd, label)
     with supervise(run, held):
         if opts.on_created:

@@ -165,7 +165,9 @@ def link_child(parent: Run, name: str, child: Run) -> None:
     """Link `child` into the parent's directory as `name` (relative, so the
     store may move; replaced atomically, so the link never dangles)."""
     path = os.path.join(parent.dir, name)
-    target = os.path.relpath(os.path.realpath(child.dir), os.path.dirname(os.path.realpath(path)))
+    # Relative to the real directory holding the link, not to where an
+    # existing link (an earlier attempt's) points: that would dangle.
+    target = os.path.relpath(os.path.realpath(child.dir), os.path.realpath(os.path.dirname(path)))
     tmp = path + ".tmp-link"
     try:
         os.unlink(tmp)

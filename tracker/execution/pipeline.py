@@ -18,8 +18,9 @@ import threading
 from typing import Any, Callable
 
 from ..errors import StepError, TrkError
+from ..fsutil import is_inside
 from ..project.loader import OpDef, Project
-from ..project.resolve import interpolate
+from ..project.resolve import check_label, interpolate
 from ..project.stepspec import Step, parse_steps, plan, resolve_step_flags
 from ..store import Run, RunStore, now_us
 from .lifecycle import LaunchResult, RunOptions, default_label, link_child, linked_child, lock, prepare, supervise
@@ -33,14 +34,16 @@ Launch = Callable[..., LaunchResult]
 def run_pipeline(store: RunStore, project: Project, op: OpDef, flags: dict[str, Any], opts: RunOptions,
                  sinks: Sinks | None, extra: dict[str, Any], launch: Launch) -> LaunchResult:
     """Run a stepped operation: make the parent run, then run its steps."""
+    label = check_label(interpolate(opts.label, flags)) if opts.label is not None else default_label(flags)
     try:
         steps = parse_steps(project, op, flags)
         data_error = None
     except StepError as e:
-        steps, data_error = [], e
+        if e.exit_code == 2:
+            raise  # bad input (a pipeline including itself, say): refused before any run exists
+        steps, data_error = [], e  # Guild's way: the parent run is made, and fails with the error
     if data_error is None:
         resolve_step_flags(steps, op, extra, opts.force_flags)  # command-line errors: no run made
-    label = interpolate(opts.label, flags) if opts.label is not None else default_label(flags)
     attrs = {"step_flags": extra, "force_flags": opts.force_flags}
     if opts.label is not None:
         attrs["step_label"] = label
@@ -231,9 +234,9 @@ def _check(step: Step, run: Run) -> str | None:
             return f"invalid check {check!r}"
         if "file" in check:
             rel = str(check["file"])
-            path = os.path.realpath(os.path.join(run.dir, rel))
-            if not (path + os.sep).startswith(os.path.realpath(run.dir) + os.sep):
+            if not is_inside(run.dir, rel):
                 return f"check path '{rel}' is outside the run directory"
+            path = os.path.join(run.dir, rel)
             if not os.path.exists(path):
                 return f"file '{rel}' does not exist"
             if "contains" in check or "matches" in check:

@@ -15,6 +15,16 @@ import json
 import sys
 
 
+def literal(value) -> ast.expr:
+    """The expression for a JSON-decoded flag value: a dict or list value is
+    passed as that dict or list (as Guild does), not as its text."""
+    if isinstance(value, dict):
+        return ast.Dict(keys=[literal(k) for k in value], values=[literal(v) for v in value.values()])
+    if isinstance(value, list):
+        return ast.List(elts=[literal(v) for v in value], ctx=ast.Load())
+    return ast.Constant(value)
+
+
 def rewrite_globals(tree: ast.Module, flags: dict) -> set[str]:
     """Set the first top-level `NAME = value` of each flag; return names set."""
     done: set[str] = set()
@@ -26,8 +36,9 @@ def rewrite_globals(tree: ast.Module, flags: dict) -> set[str]:
             targets = [node.target.id]
         for name in targets:
             if name in flags and name not in done:
-                node.value = ast.copy_location(ast.Constant(flags[name]), node.value)
+                node.value = ast.copy_location(literal(flags[name]), node.value)
                 done.add(name)
+    ast.fix_missing_locations(tree)  # the items of a dict or list value need positions too
     return done
 
 

@@ -112,6 +112,18 @@ class FlagDef:
 
     def coerce(self, value: Any, opname: str = "") -> Any:
         """Check and convert a value for this flag's type and choices."""
+        value = self.coerce_type(value, opname)
+        if value is not None and self.choices is not None and value not in self.choices:
+            raise OpError(
+                f"invalid value {format_value(value)} for flag '{self.name}'"
+                + (f" of {opname}" if opname else "")
+                + ": choose from "
+                + ", ".join(format_value(c) for c in self.choices)
+            )
+        return value
+
+    def coerce_type(self, value: Any, opname: str = "") -> Any:
+        """Check and convert a value for this flag's type (not its choices)."""
         if value is None:
             return None
         t = self.type
@@ -142,20 +154,39 @@ class FlagDef:
                     raise ValueError
             elif t in ("string", "str", "path"):
                 value = value if isinstance(value, str) else arg_value(value)
-        except ValueError:
+        except (TypeError, ValueError, OverflowError):  # e.g. int([1]): a list is no int either
             raise OpError(
                 f"invalid value {format_value(value)} for flag '{self.name}'"
                 + (f" of {opname}" if opname else "")
                 + f": expected {t}"
             ) from None
-        if self.choices is not None and value not in self.choices:
-            raise OpError(
-                f"invalid value {format_value(value)} for flag '{self.name}'"
-                + (f" of {opname}" if opname else "")
-                + ": choose from "
-                + ", ".join(format_value(c) for c in self.choices)
-            )
         return value
+
+
+def has_nul(value: Any) -> bool:
+    """True when a flag value (or any string inside a dict or list value)
+    holds a NUL byte, which no program can receive in argv or env."""
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(has_nul(v) for v in value)
+    return False
+
+
+NUL_FIX = "remove it: programs get flag values as C strings, which end at a NUL"
+
+_A_TYPE = {"int": "an int", "float": "a float", "number": "a number", "bool": "yes or no", "boolean": "yes or no"}
+
+
+class FlagConfigError(ValueError):
+    """A flag definition is invalid; `keypath` leads from `flags:` to the culprit."""
+
+    def __init__(self, message: str, keypath: tuple = (), exit_code: int | None = None):
+        super().__init__(message)
+        self.keypath = keypath
+        self.exit_code = exit_code
 
 
 def flagdefs_from_config(data: Any, where: str) -> dict[str, FlagDef]:
@@ -163,26 +194,33 @@ def flagdefs_from_config(data: Any, where: str) -> dict[str, FlagDef]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(f"{where}: 'flags' must be a mapping of flag names")
+        raise FlagConfigError(f"{where}: 'flags' must be a mapping of flag names")
     defs: dict[str, FlagDef] = {}
     for name, spec in data.items():
         name = str(name)
         if name.startswith("$"):  # Guild's $include and friends: not flags
             continue
         if not isinstance(spec, dict):
+            if has_nul(spec):
+                raise FlagConfigError(f"{where}: flag '{name}' has a NUL byte in {spec!r}: {NUL_FIX}", (name,), 2)
             defs[name] = FlagDef(name, default=spec)
             continue
         t = spec.get("type")
         if t is not None and t not in FLAG_TYPES:
-            raise ValueError(
+            raise FlagConfigError(
                 f"{where}: flag '{name}' has unknown type '{t}' (expected one of {', '.join(FLAG_TYPES)})"
             )
+        for key in ("default", "choices"):
+            if has_nul(spec.get(key)):
+                raise FlagConfigError(
+                    f"{where}: flag '{name}' has a NUL byte in its {key} {spec[key]!r}: {NUL_FIX}", (name, key), 2)
         choices = spec.get("choices")
         if choices is not None:
             if not isinstance(choices, list):
-                raise ValueError(f"{where}: flag '{name}': 'choices' must be a list")
+                raise FlagConfigError(f"{where}: flag '{name}': 'choices' must be a list")
             choices = [c.get("value") if isinstance(c, dict) else c for c in choices]
         known = {"default", "type", "choices", "required", "description", "arg-name"}
+        _check_default_type(name, t, spec.get("default"), where)
         defs[name] = FlagDef(
             name,
             default=spec.get("default"),
@@ -194,3 +232,18 @@ def flagdefs_from_config(data: Any, where: str) -> dict[str, FlagDef]:
             extra={k: v for k, v in spec.items() if k not in known},
         )
     return defs
+
+
+def _check_default_type(name: str, t: str | None, default: Any, where: str) -> None:
+    """Refuse a default its own `type:` rejects: every run without the flag
+    would otherwise fail, or pass the program a value of the wrong type."""
+    if t is None or default is None:
+        return
+    try:
+        FlagDef(name, type=t).coerce_type(default)
+    except OpError:
+        raise FlagConfigError(
+            f"{where}: flag '{name}' has type {t}, so its default must be {_A_TYPE.get(t, t)}, "
+            f"not {format_value(default)}",
+            (name, "default"), 2,
+        ) from None

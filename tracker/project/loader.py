@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ProjectError
-from .flags import FlagDef, flagdefs_from_config
+from .flags import FlagConfigError, FlagDef, flagdefs_from_config
 
 PROJECT_FILES = ("trk.yml", "guild.yml")
 
@@ -38,7 +38,7 @@ class OpDef:
     name: str
     config: dict[str, Any]
     flags: dict[str, FlagDef]
-    line: int = 0
+    keypath: tuple = ()  # where its mapping is in the project file, for `Project.where`
 
     @property
     def fullname(self) -> str:
@@ -83,10 +83,16 @@ class Project:
     path: str
     models: dict[str, Model]
     warnings: list[str] = field(default_factory=list)
+    lines: "_LineFinder | None" = field(default=None, repr=False, compare=False)
 
     @property
     def filename(self) -> str:
         return os.path.basename(self.path)
+
+    def where(self, keypath: tuple) -> str:
+        """`FILE, line N` of a key path in the project file, to start a message."""
+        line = self.lines.line(keypath) if self.lines is not None else 1
+        return f"{self.filename}, line {line}"
 
 
 def find_project_file(dir: str) -> str | None:
@@ -116,20 +122,23 @@ def load(dir: str = ".", cache_dir: str | None = None) -> Project:
 def load_file(path: str, cache_dir: str | None = None) -> Project:
     name = os.path.basename(path)
     path = os.path.abspath(path)
-    data = _cached(path, cache_dir)
-    if data is _MISS:
-        data = _parse(path, name)
-        _store(path, cache_dir, data)
+    cached = _cached(path, cache_dir)
+    if cached is _MISS:
+        data, warnings = _parse(path, name)
+        _store(path, cache_dir, data, warnings)
+    else:
+        data, warnings = cached
     lines = _LineFinder(path)
-    project = Project(os.path.dirname(path), path, {})
+    project = Project(os.path.dirname(path), path, {}, list(warnings), lines)
     try:
         _build(project, data, lines)
     except _Invalid as e:
-        raise ProjectError(f"{name}, line {lines.line(e.path)}: {e.message}") from None
+        raise ProjectError(f"{name}, line {lines.line(e.path)}: {e.message}", exit_code=e.exit_code) from None
     return project
 
 
 _MISS = object()
+_CACHE_VERSION = 2  # entries carry the parse warnings (duplicate keys) since version 2
 
 
 def _cache_file(path: str, cache_dir: str) -> str:
@@ -156,12 +165,12 @@ def _cached(path: str, cache_dir: str | None):
             entry = json.load(f)
     except (OSError, ValueError):
         return _MISS
-    if entry.get("signature") != _signature(path):
+    if entry.get("version") != _CACHE_VERSION or entry.get("signature") != _signature(path):
         return _MISS
-    return entry.get("data")
+    return entry.get("data"), entry.get("warnings") or []
 
 
-def _store(path: str, cache_dir: str | None, data) -> None:
+def _store(path: str, cache_dir: str | None, data, warnings: list[str]) -> None:
     if not cache_dir:
         return
     import json
@@ -174,7 +183,7 @@ def _store(path: str, cache_dir: str | None, data) -> None:
     if signature is None or time.time_ns() - signature[1] < 2_000_000_000:
         return  # modified just now: a same-size edit in the same mtime tick would go unseen
     try:
-        text = json.dumps({"signature": signature, "data": data})
+        text = json.dumps({"version": _CACHE_VERSION, "signature": signature, "data": data, "warnings": warnings})
         if json.loads(text)["data"] != data:
             return  # not JSON-exact (non-string keys, dates): always parse YAML
         os.makedirs(os.path.join(cache_dir, "projects"), exist_ok=True)
@@ -183,7 +192,9 @@ def _store(path: str, cache_dir: str | None, data) -> None:
         pass
 
 
-def _parse(path: str, name: str):
+def _parse(path: str, name: str) -> tuple[Any, list[str]]:
+    """The file's data and its warnings (duplicate keys); ProjectError naming
+    the line when it is not valid YAML."""
     import yaml
 
     try:
@@ -191,9 +202,9 @@ def _parse(path: str, name: str):
             text = f.read()
     except (OSError, UnicodeDecodeError) as e:
         raise ProjectError(f"cannot read {name}: {e}") from None
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = _loader_class()(text)
     try:
-        return yaml.load(text, Loader=loader)
+        data = loader.get_single_data()
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 1
@@ -203,12 +214,63 @@ def _parse(path: str, name: str):
         raise ProjectError(f"{name}, line {line}: {problem}") from None
     except yaml.YAMLError as e:
         raise ProjectError(f"{name}: {e}") from None
+    finally:
+        loader.dispose()
+    warnings = [
+        f"{name}, line {line}: duplicate key '{key}' (first at line {first}); the last one wins"
+        for key, first, line in loader.duplicates
+    ]
+    return data, warnings
+
+
+_LOADER = None
+
+
+def _loader_class():
+    """A safe YAML loader (libyaml's C one when present) that records
+    duplicate mapping keys, which plain YAML loading silently drops."""
+    global _LOADER
+    if _LOADER is not None:
+        return _LOADER
+    import yaml
+
+    class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        def __init__(self, stream):
+            super().__init__(stream)
+            self.duplicates: list[tuple[Any, int, int]] = []  # (key, first line, line)
+
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                self._note_duplicates(node)
+            return super().construct_mapping(node, deep=deep)
+
+        def _note_duplicates(self, node) -> None:
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                # `<<` merge keys are meant to be overridden: not duplicates.
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node)
+                try:
+                    seen = first.setdefault(key, key_node.start_mark.line + 1)
+                except TypeError:
+                    continue
+                if seen != key_node.start_mark.line + 1:
+                    self.duplicates.append((key, seen, key_node.start_mark.line + 1))
+
+    # A date (`default: 2020-01-02`) stays the text it was written as: flag
+    # values must be JSON (run attrs, `flags-dest: globals`), and a program
+    # gets that text anyway.
+    Loader.add_constructor("tag:yaml.org,2002:timestamp", Loader.construct_yaml_str)
+    _LOADER = Loader
+    return Loader
 
 
 class _Invalid(Exception):
-    def __init__(self, path: tuple, message: str):
+    def __init__(self, path: tuple, message: str, exit_code: int | None = None):
         self.path = path
         self.message = message
+        self.exit_code = exit_code
 
 
 class _LineFinder:
@@ -223,8 +285,11 @@ class _LineFinder:
         import yaml
 
         if self._root is None:
-            with open(self.path, encoding="utf-8") as f:
-                self._root = yaml.compose(f.read(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            try:
+                with open(self.path, encoding="utf-8") as f:
+                    self._root = yaml.compose(f.read(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                return 1  # changed or gone since it was loaded: the message still names the file
         node = self._root
         if node is None:
             return 1
@@ -233,8 +298,7 @@ class _LineFinder:
             if isinstance(node, yaml.MappingNode):
                 for k, v in node.value:
                     if k.value == str(key):
-                        child = v
-                        break
+                        child = v  # no break: with duplicate keys the last one wins
             elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
                 if 0 <= key < len(node.value):
                     child = node.value[key]
@@ -292,13 +356,13 @@ def _model(name: str, ops: dict, path: tuple, project: Project, lines: _LineFind
             raise _Invalid(oppath + ("requires",), f"'requires' of operation '{opname}' must be a list")
         try:
             flags = flagdefs_from_config(cfg.get("flags"), f"operation '{opname}'")
-        except ValueError as e:
-            raise _Invalid(oppath + ("flags",), str(e)) from None
+        except FlagConfigError as e:
+            raise _Invalid(oppath + ("flags",) + e.keypath, str(e), e.exit_code) from None
         for key in cfg:
             if key not in OP_FIELDS and key not in GUILD_OP_FIELDS:
                 project.warnings.append(
                     f"{project.filename}, line {lines.line(oppath + (key,))}: "
                     f"unknown field '{key}' in operation '{opname}' ignored"
                 )
-        model.operations[opname] = OpDef(name, opname, cfg, flags)
+        model.operations[opname] = OpDef(name, opname, cfg, flags, oppath)
     return model

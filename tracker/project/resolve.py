@@ -10,7 +10,7 @@ import shlex
 from typing import Any
 
 from ..errors import OpError
-from .flags import arg_value, parse_value, split_assign
+from .flags import NUL_FIX, arg_value, has_nul, parse_value, split_assign
 from .loader import OpDef, Project
 
 FLAG_REF = re.compile(r"\$\{([^}]+)\}")  # `${name}` in commands, labels and steps
@@ -87,6 +87,8 @@ def resolve_flags(
     flags: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for name, value in assigned.items():
+        if has_nul(name) or has_nul(value):
+            raise OpError(f"flag {name!r} of {op.fullname} has a NUL byte in {value!r}: {NUL_FIX}", exit_code=2)
         if name not in op.flags:
             if op.is_stepped and ":" in name:
                 extra[name] = value  # STEP:FLAG, checked by the steps module
@@ -130,3 +132,14 @@ def interpolate(s: str, flags: dict[str, Any], quote: bool = False) -> str:
         return shlex.quote(v) if quote else v
 
     return FLAG_REF.sub(repl, s)
+
+
+def check_label(label: str, what: str = "--label") -> str:
+    """Return `label`; raise OpError (exit 2) unless it is one line of text,
+    as every listing shows a label on its run's line."""
+    if "\0" in label:
+        raise OpError(f"{what} must not contain a NUL byte, as {label!r} does: remove it", exit_code=2)
+    if "\n" in label or "\r" in label:
+        raise OpError(f"{what} must be one line of text, not {label!r}: use spaces instead of line breaks",
+                      exit_code=2)
+    return label

@@ -10,10 +10,12 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import OpError
+from ..fsutil import hash_stream, is_inside
 
 MAX_SIZE = 1024 * 1024
 _SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".trk", ".guild", "node_modules", ".dvc",
@@ -114,9 +116,9 @@ def copy_source(project_dir: str, dest: str | None, spec: Any = None) -> tuple[l
     if not enabled:
         return [], hashlib.sha256().hexdigest()
     project_dir = os.path.realpath(project_dir)
-    src_root = os.path.realpath(os.path.join(project_dir, root))
-    if src_root != project_dir and not src_root.startswith(project_dir + os.sep):
+    if not is_inside(project_dir, root):
         raise OpError(f"sourcecode root '{root}' is outside the project directory {project_dir}")
+    src_root = os.path.realpath(os.path.join(project_dir, root))
     ignore = _gitignore(project_dir)
     dest_real = os.path.realpath(dest) if dest else None
     copied: list[str] = []
@@ -143,24 +145,38 @@ def copy_source(project_dir: str, dest: str | None, spec: Any = None) -> tuple[l
             for rule in rules:
                 if rule.matches(rel):
                     selected = rule.include
-            try:
-                if selected is False:
-                    continue
-                st = os.stat(full)
-                if selected is None and st.st_size > MAX_SIZE:
-                    continue
-                with open(full, "rb") as f:
-                    data = f.read()
-            except OSError:
+            if selected is False:
                 continue
-            if selected is None and (name.startswith(".") or not _is_text(data[:1024])):
+            file_digest = _copy_one(full, os.path.join(dest, rel) if dest else None, name, selected)
+            if file_digest is None:
                 continue
-            if dest:
-                target = os.path.join(dest, rel)
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                with open(target, "wb") as out:
-                    out.write(data)
-                os.chmod(target, st.st_mode & 0o777)
-            digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+            digest.update(rel.encode() + b"\0" + bytes.fromhex(file_digest))
             copied.append(rel)
     return copied, digest.hexdigest()
+
+
+def _copy_one(full: str, target: str | None, name: str, selected: bool | None) -> str | None:
+    """Copy one source file (if `target`) and return its SHA-256; None when
+    it is not part of the snapshot (too big or binary unless selected)."""
+    try:
+        # O_NOFOLLOW: a file swapped for a link after the walk is not followed out.
+        fd = os.open(full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or (selected is None and st.st_size > MAX_SIZE):
+            return None
+        try:
+            head = f.read(1024)
+        except OSError:
+            return None
+        if selected is None and (name.startswith(".") or not _is_text(head)):
+            return None
+        if target is None:
+            return hash_stream(f, first=head)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as out:
+            file_digest = hash_stream(f, out, first=head)
+        os.chmod(target, st.st_mode & 0o777)
+        return file_digest

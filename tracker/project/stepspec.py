@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import OpError, StepError, TrkError
-from .flags import format_assigns, parse_value
+from .flags import NUL_FIX, format_assigns, has_nul, parse_value
 from .loader import OpDef, Project
-from .resolve import interpolate, resolve, resolve_flags
+from .resolve import check_label, interpolate, resolve, resolve_flags
 
 # Run options a step may carry that trk honours, and those it ignores (with a
 # warning), as Guild does. Values: does the option take an argument?
@@ -69,11 +69,17 @@ class Step:
 
 
 def parse_steps(project: Project, op: OpDef, flags: dict[str, Any]) -> list[Step]:
-    """Parse an operation's `steps:`; raise StepError on invalid step data."""
+    """Parse an operation's `steps:`; raise StepError on invalid step data.
+
+    Errors with exit code 2 (bad input: a pipeline that includes itself, a
+    `needs` that is no step name, a label of several lines, a NUL byte) name
+    the file and line; callers raise them before making any run.
+    """
+    check_self_include(project, op)
     data = op.steps
     if not isinstance(data, list):
         raise StepError(f"invalid steps for {op.fullname}: {data!r} (expected a list of steps)")
-    steps = [_parse_step(item, op, flags) for item in data]
+    steps = [_parse_step(item, op, flags, _locator(project, op, i)) for i, item in enumerate(data)]
     counts: dict[str, int] = {}
     for step in steps:
         n = counts[step.name] = counts.get(step.name, 0) + 1
@@ -88,7 +94,46 @@ def parse_steps(project: Project, op: OpDef, flags: dict[str, Any]) -> list[Step
     return steps
 
 
-def _parse_step(item: Any, parent: OpDef, flags: dict[str, Any]) -> Step:
+def _locator(project: Project, op: OpDef, index: int) -> Callable[[tuple], str]:
+    """`FILE, line N` of a key of step `index` of `op`, for messages."""
+    return lambda keys=(): project.where(op.keypath + ("steps", index) + keys)
+
+
+def check_self_include(project: Project, op: OpDef) -> None:
+    """Refuse (StepError, exit 2) a pipeline whose steps run it again, directly
+    or through other pipelines, which would start runs without end."""
+    done: set[str] = set()
+
+    def visit(cur: OpDef, chain: list[str]) -> None:
+        for i, item in enumerate(cur.steps if isinstance(cur.steps, list) else []):
+            sub = _step_op(project, cur, item)
+            if sub is None or not sub.is_stepped or sub.fullname in done:
+                continue
+            if sub.fullname in chain:
+                loop = chain[chain.index(sub.fullname):] + [sub.fullname]
+                raise StepError(
+                    f"{_locator(project, cur, i)()}: pipeline {sub.fullname} includes itself: "
+                    + " → ".join(loop) + "; remove this step or run another operation",
+                    exit_code=2,
+                )
+            visit(sub, chain + [sub.fullname])
+        done.add(cur.fullname)
+
+    visit(op, [op.fullname])
+
+
+def _step_op(project: Project, parent: OpDef, item: Any) -> OpDef | None:
+    """The operation a raw step runs, or None when it names none (its
+    errors are reported when the step is parsed)."""
+    run_spec = item if isinstance(item, str) else item.get("run") if isinstance(item, dict) else None
+    try:
+        words = shlex.split(run_spec) if isinstance(run_spec, str) else []
+        return resolve(project, words[0], context_model=parent.model) if words else None
+    except (ValueError, OpError):
+        return None
+
+
+def _parse_step(item: Any, parent: OpDef, flags: dict[str, Any], at: Callable[[tuple], str]) -> Step:
     if isinstance(item, str):
         data: dict[str, Any] = {"run": item}
     elif isinstance(item, dict):
@@ -123,7 +168,7 @@ def _parse_step(item: Any, parent: OpDef, flags: dict[str, Any]) -> Step:
         elif opt == "--force-flags":
             step.force_flags = True
         elif opt in ("--label", "-l"):
-            step.label = interpolate(value(), flags)
+            step.label = check_label(interpolate(value(), flags), f"{at(('run',))}: the label of step '{step.opspec}'")
         elif opt in ("--tag", "-t"):
             step.tags.append(value())
         elif opt in _IGNORED:
@@ -145,11 +190,28 @@ def _parse_step(item: Any, parent: OpDef, flags: dict[str, Any]) -> Step:
         step.args_flags[str(name)] = parse_value(interpolate(raw, flags)) if isinstance(raw, str) else raw
     name = data.get("name")
     step.name = str(name) if name else step.opspec
-    needs = data.get("needs") or []
-    step.needs = [needs] if isinstance(needs, str) else [str(n) for n in needs]
+    for fname, fvalue in step.args_flags.items():
+        if has_nul(fvalue):
+            keys = ("flags", fname) if fname in step_flags else ("run",)
+            raise StepError(f"{at(keys)}: flag '{fname}' of step '{step.name}' has a NUL byte in {fvalue!r}: "
+                            + NUL_FIX, exit_code=2)
+    step.needs = _needs(data.get("needs"), at)
     checks = data.get("checks") or data.get("expect") or []
     step.checks = checks if isinstance(checks, list) else [checks]
     return step
+
+
+def _needs(needs: Any, at: Callable[[tuple], str]) -> list[str]:
+    """A step's `needs:` as a list of step names; StepError (exit 2) naming
+    the line when it is anything else (a number, a mapping, a list of lists)."""
+    if needs is None or needs == "":
+        return []
+    if isinstance(needs, str):
+        return [needs]
+    if isinstance(needs, list) and all(isinstance(n, str) for n in needs):
+        return list(needs)
+    raise StepError(f"{at(('needs',))}: needs must be a step name or a list of step names, not {needs!r}",
+                    exit_code=2)
 
 
 def _check_needs(steps: list[Step], op: OpDef) -> None:
