@@ -33,11 +33,13 @@ def test_operation_dependency_links_selected_files(trk, pipeline):
     p = trk("run", "train", "-y", cwd=pipeline)
     assert p.stdout.startswith(f"Resolving operation:prepare\nUsing run {prep['id']} for operation:prepare\n")
     train = run_json(trk)
-    link = os.path.join(train["dir"], "inputs", "train.csv")
-    assert os.path.islink(link) and os.path.realpath(link) == os.path.join(prep["dir"], "train.csv")
+    copied = os.path.join(train["dir"], "inputs", "train.csv")
+    upstream = os.path.join(prep["dir"], "train.csv")
+    assert not os.path.islink(copied) and open(copied, "rb").read() == open(upstream, "rb").read()
     assert train["label"] == f"lr=0.1 operation:prepare={prep['id'][:8]}"
     (dep,) = train["deps"]
     assert dep["name"] == "operation:prepare" and dep["run"] == prep["id"] and len(dep["sha256"]) == 64
+    assert dep["target_type"] == "copy"
     assert "operation:prepare" in info(trk)["dependencies"]
 
 
@@ -77,14 +79,14 @@ def test_whole_run_dependency_links_outputs_not_upstream_source(trk, tmp_path):
     (proj / "trk.yml").write_text((proj / "trk.yml").read_text() + "# edited after make ran\n")
     assert trk("run", "use", "-y", cwd=proj).stdout.endswith("made")
     use = run_json(trk)
-    assert os.path.realpath(os.path.join(use["dir"], "out.txt")) == os.path.join(make["dir"], "out.txt")
+    assert open(os.path.join(use["dir"], "out.txt")).read() == "made"
     own = os.path.join(use["dir"], "trk.yml")
     assert not os.path.islink(own) and open(own).read().endswith("# edited after make ran\n")
     assert use["deps"][0]["files"] == ["out.txt"]
     p = trk("run", "named", "made=1", "-y", cwd=proj)  # Guild's inline resource with sources
     assert p.stdout.endswith("made") and run_json(trk)["deps"][0]["files"] == ["in/out.txt"]
     p = trk("run", "twice", "-y", cwd=proj)  # a regex over op names; an earlier link is kept
-    assert f"WARNING: out.txt already exists, not linking it from run {make['id'][:8]}" in p.stdout
+    assert f"WARNING: out.txt already exists, not copying it from run {make['id'][:8]}" in p.stdout
     assert [d["files"] for d in run_json(trk)["deps"]] == [["out.txt"], []]
 
 
@@ -202,3 +204,216 @@ def test_half_download_never_enters_the_cache(trk, tmp_path):
     assert p.returncode == 1 and "download incomplete: got 14 of 100000 bytes" in p.stderr
     cache = trk.home / "cache" / "urls"
     assert [f.name for f in cache.iterdir()] == ["index"] and not list((cache / "index").iterdir())
+
+
+# -- data safety: paths stay inside their roots, upstream runs are read-only,
+# -- cached URLs are verified on reuse.
+
+
+def _project(tmp_path, yml, name="proj"):
+    proj = tmp_path / name
+    proj.mkdir()
+    (proj / "trk.yml").write_text(yml)
+    return proj
+
+
+def _sha(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_directory_dependency_does_not_copy_links_out_of_the_project(trk, tmp_path):
+    (tmp_path / "secret.txt").write_text("s3cret\n")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "private.csv").write_text("private\n")
+    proj = _project(tmp_path, "use:\n  exec: ls -R data\n  requires:\n    - file: data\n")
+    (proj / "data" / "sub").mkdir(parents=True)
+    (proj / "data" / "ok.csv").write_text("a,b\n")
+    (proj / "data" / "sub" / "more.csv").write_text("c,d\n")
+    (proj / "notes.txt").write_text("notes\n")
+    os.symlink(tmp_path / "secret.txt", proj / "data" / "leak.txt")
+    os.symlink(tmp_path / "outside", proj / "data" / "leakdir")
+    os.symlink("../notes.txt", proj / "data" / "notes.txt")  # inside the project: followed
+    os.symlink("..", proj / "data" / "sub" / "loop")
+    p = trk("run", "use", "-y", cwd=proj)
+    run = run_json(trk)
+    data = os.path.join(run["dir"], "data")
+    assert sorted(os.listdir(data)) == ["notes.txt", "ok.csv", "sub"]
+    assert open(os.path.join(data, "notes.txt")).read() == "notes\n"
+    assert os.listdir(os.path.join(data, "sub")) == ["more.csv"]
+    for line in ("WARNING: data/leak.txt is a link to outside the project; not copied",
+                 "WARNING: data/leakdir is a link to outside the project; not copied",
+                 "WARNING: data/sub/loop is a symlink loop; not copied"):
+        assert line in p.stdout.splitlines()
+        assert line in trk("cat", "--output").stdout
+    assert "s3cret" not in p.stdout and "private" not in p.stdout
+
+
+def test_target_path_cannot_leave_the_run_directory(trk, tmp_path):
+    proj = _project(tmp_path, "")
+    (proj / "in.csv").write_text("x\n")
+    for target in (".trk", ".trk/attrs", "../escape", "/tmp/trk-escape-test"):
+        (proj / "trk.yml").write_text(
+            f"op:\n  exec: cat in.csv\n  requires:\n    - file: in.csv\n      target-path: {target}\n")
+        p = trk("run", "op", "-y", cwd=proj, check=False)
+        assert p.returncode == 1, (target, p.stdout, p.stderr)
+        assert p.stderr.startswith(f"trk: target-path '{target}' of file:in.csv ")
+        assert "Traceback" not in p.stderr
+        run = run_json(trk)
+        assert run["status"] == "error" and "started" not in run
+    assert not (trk.home / "runs" / "escape").exists() and not os.path.exists("/tmp/trk-escape-test")
+    assert json.loads((trk.home / "runs" / run["id"] / ".trk" / "attrs" / "op").read_text()) == "op"
+
+
+def test_file_url_must_name_a_file_inside_the_project(trk, tmp_path):
+    (tmp_path / "secret.txt").write_text("s3cret\n")
+    proj = _project(tmp_path, f"op:\n  exec: cat secret.txt\n  requires:\n    - url: file://{tmp_path}/secret.txt\n")
+    p = trk("run", "op", "-y", cwd=proj, check=False)
+    assert p.returncode == 1 and "s3cret" not in p.stdout
+    assert p.stderr.startswith(f"trk: dependency 'url:file://{tmp_path}/secret.txt' of trk.yml is outside "
+                               f"the project directory")
+    assert not (trk.home / "cache" / "urls" / hashlib.sha256(b"s3cret\n").hexdigest()).exists()
+    (proj / "table.csv").write_text("a,b\n")
+    (proj / "trk.yml").write_text(f"op:\n  exec: cat table.csv\n  requires:\n    - url: file://{proj}/table.csv\n")
+    assert trk("run", "op", "-y", cwd=proj).stdout.endswith("a,b\n")
+
+
+UPSTREAM = (
+    "make:\n  exec: python -c \"open('out.txt', 'w').write('upstream\\n')\"\n"
+    "append:\n  exec: python -c \"open('out.txt', 'a').write('downstream\\n')\"\n"
+    "  requires: make\n"
+    "append-link:\n  exec: python -c \"open('out.txt', 'a').write('downstream\\n')\"\n"
+    "  requires:\n    - operation: make\n      target-type: link\n"
+    "bad:\n  exec: cat out.txt\n  requires:\n    - operation: make\n      target-type: hardlink\n"
+)
+
+
+def test_downstream_run_cannot_change_the_upstream_run_file(trk, tmp_path):
+    proj = _project(tmp_path, UPSTREAM)
+    trk("run", "make", "-y", cwd=proj)
+    make = run_json(trk)
+    upstream_file = os.path.join(make["dir"], "out.txt")
+    before = _sha(upstream_file)
+    trk("run", "append", "-y", cwd=proj)  # appends to the file it got from make
+    append = run_json(trk)
+    assert _sha(upstream_file) == before
+    own = os.path.join(append["dir"], "out.txt")
+    assert not os.path.islink(own) and open(own).read() == "upstream\ndownstream\n"
+    (dep,) = append["deps"]
+    assert dep["files"] == ["out.txt"] and dep["target_type"] == "copy" and dep["run"] == make["id"]
+    assert dep["sha256"] == _deps_digest(make["id"], {"out.txt": before})
+    p = trk("run", "bad", "-y", cwd=proj, check=False)
+    assert p.returncode == 1 and "invalid target-type 'hardlink'" in p.stderr and "link or copy" in p.stderr
+
+
+def test_target_type_link_is_recorded(trk, tmp_path):
+    proj = _project(tmp_path, UPSTREAM.replace("open('out.txt', 'a').write('downstream\\n')", "print(1)"))
+    trk("run", "make", "-y", cwd=proj)
+    make = run_json(trk)
+    trk("run", "append-link", "-y", cwd=proj)
+    run = run_json(trk)
+    link = os.path.join(run["dir"], "out.txt")
+    assert os.path.islink(link) and os.path.realpath(link) == os.path.join(make["dir"], "out.txt")
+    assert run["deps"][0]["target_type"] == "link"
+    # trk cat follows a dependency link trk made itself.
+    assert trk("cat", run["id"][:8], "-p", "out.txt").stdout == "upstream\n"
+
+
+def _deps_digest(run_id, files):
+    h = hashlib.sha256(run_id.encode())
+    for rel, digest in files.items():
+        h.update(b"\0" + rel.encode() + b"\0" + digest.encode())
+    return h.hexdigest()
+
+
+def _tamper(path, data=b"tampered\n"):
+    os.chmod(path, 0o644)
+    with open(path, "ab") as f:
+        f.write(data)
+
+
+def test_tampered_cached_url_with_sha256_is_downloaded_again(trk, tmp_path, server):
+    digest = hashlib.sha256(_Handler.payload).hexdigest()
+    proj = _project(tmp_path, f"fetch:\n  exec: cat table.csv\n  requires:\n"
+                              f"    - url: {server}/table.csv\n      sha256: {digest}\n")
+    trk("run", "fetch", "-y", cwd=proj)
+    cached = trk.home / "cache" / "urls" / digest / "table.csv"
+    _tamper(cached)
+    p = trk("run", "fetch", "-y", cwd=proj)
+    assert p.stdout.endswith("a,b\n1,2\n") and _Handler.hits == 2
+    assert cached.read_bytes() == _Handler.payload, "the verified download replaced the tampered copy"
+    assert f"WARNING: the cached download of {server}/table.csv changed since it was downloaded" in p.stdout
+    trk("run", "fetch", "-y", cwd=proj)
+    assert _Handler.hits == 2, "an intact cache entry is reused"
+
+
+def test_tampered_cached_url_fails_naming_both_hashes_when_it_cannot_be_fetched(trk, tmp_path, server):
+    digest = hashlib.sha256(_Handler.payload).hexdigest()
+    proj = _project(tmp_path, f"fetch:\n  exec: cat table.csv\n  requires:\n"
+                              f"    - url: {server}/table.csv\n      sha256: {digest}\n")
+    trk("run", "fetch", "-y", cwd=proj)
+    cached = trk.home / "cache" / "urls" / digest / "table.csv"
+    _tamper(cached)
+    tampered = hashlib.sha256(cached.read_bytes()).hexdigest()
+    _Handler.payload, saved = b"something else\n", _Handler.payload
+    try:
+        p = trk("run", "fetch", "-y", cwd=proj, check=False)
+    finally:
+        _Handler.payload = saved
+    assert p.returncode == 1
+    assert digest in p.stderr and tampered in p.stderr and "Traceback" not in p.stderr
+
+
+def test_tampered_cached_url_without_sha256_is_downloaded_again(trk, tmp_path, server):
+    proj = _project(tmp_path, f"fetch:\n  exec: cat table.csv\n  requires:\n    - url: {server}/table.csv\n")
+    trk("run", "fetch", "-y", cwd=proj)
+    digest = hashlib.sha256(_Handler.payload).hexdigest()
+    cached = trk.home / "cache" / "urls" / digest / "table.csv"
+    trk("run", "fetch", "-y", cwd=proj)
+    assert _Handler.hits == 1
+    _tamper(cached)  # size and mtime change
+    p = trk("run", "fetch", "-y", cwd=proj)
+    assert p.stdout.endswith("a,b\n1,2\n") and _Handler.hits == 2
+    assert cached.read_bytes() == _Handler.payload
+    assert run_json(trk)["deps"][0]["sha256"] == digest
+
+
+def test_plain_http_without_sha256_warns(trk, tmp_path, server):
+    proj = _project(tmp_path, f"fetch:\n  exec: cat table.csv\n  requires:\n    - url: {server}/table.csv\n")
+    p = trk("run", "fetch", "-y", cwd=proj)
+    digest = hashlib.sha256(_Handler.payload).hexdigest()
+    warning = (f"WARNING: {server}/table.csv is fetched over plain http without a sha256, so its content "
+               f"is not verified; add 'sha256: {digest}' to the dependency to pin it")
+    assert warning in p.stdout.splitlines()
+    assert warning in trk("cat", "--output").stdout.splitlines()
+    (proj / "trk.yml").write_text((proj / "trk.yml").read_text() + f"      sha256: {digest}\n")
+    assert "WARNING" not in trk("run", "fetch", "-y", cwd=proj).stdout
+
+
+def test_upstream_links_out_of_the_run_and_loops_are_not_used(trk, tmp_path):
+    (tmp_path / "secret.txt").write_text("s3cret\n")
+    proj = _project(tmp_path, (
+        "make:\n  exec: python make.py\n"
+        "use:\n  exec: ls -R\n  requires: make\n"))
+    (proj / "make.py").write_text(
+        "import os\nopen('out.txt', 'w').write('made')\nos.makedirs('a')\n"
+        f"os.symlink({str(tmp_path / 'secret.txt')!r}, 'leak.txt')\n"
+        "os.symlink('self', 'self')\nos.symlink('..', 'a/loop')\n")
+    trk("run", "make", "-y", cwd=proj)
+    make = run_json(trk)["id"][:8]
+    p = trk("run", "use", "-y", cwd=proj, check=False)
+    assert p.returncode == 0 and "Traceback" not in p.stderr
+    for line in (f"WARNING: leak.txt of run {make} is a link to outside the run; not used",
+                 f"WARNING: self of run {make} is a symlink loop; not used",
+                 f"WARNING: a/loop of run {make} is a symlink loop; not used"):
+        assert line in p.stdout.splitlines()
+    use = run_json(trk)
+    assert use["deps"][0]["files"] == ["out.txt"]
+    assert not os.path.lexists(os.path.join(use["dir"], "leak.txt")) and "s3cret" not in p.stdout
+
+
+def test_a_dependency_that_cannot_be_placed_fails_without_a_traceback(trk, tmp_path):
+    proj = _project(tmp_path, "op:\n  exec: cat in.csv\n  requires:\n    - file: in.csv\n      target-path: in.csv\n")
+    (proj / "in.csv").write_text("x\n")  # copied as source: target-path names a file
+    p = trk("run", "op", "-y", cwd=proj, check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert p.stderr.startswith("trk: could not place file:in.csv in run ")

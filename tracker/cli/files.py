@@ -7,11 +7,31 @@ import sys
 
 import click
 
+from tracker.fsutil import is_inside
+
 from .util import filter_options, run_filter, select_runs, store
 
 
-def _one_run(spec, kw, deleted=False):
-    return select_runs(store(), [spec] if spec else [], run_filter(kw), default="latest", deleted=deleted)[0]
+def _one_run(spec, kw, deleted=False, st=None):
+    return select_runs(st or store(), [spec] if spec else [], run_filter(kw), default="latest", deleted=deleted)[0]
+
+
+def _inside_run(run, path, allowed):
+    """The real path of `path` in `run`; a path leading out of the run (but
+    through the links trk made: step links, dependency links) is refused."""
+    from tracker.fsutil import PathEscape, resolve_inside
+
+    try:
+        return resolve_inside(run.dir, path, "path", f"run {run.short_id}", allowed)
+    except PathEscape as e:
+        e.hint = f"Paths are relative to the run directory; 'trk ls {run.short_id}' lists its files."
+        raise
+
+
+def _allowed(st, run):
+    from tracker.execution.runlinks import run_roots
+
+    return run_roots(st, run)
 
 
 @click.command()
@@ -25,22 +45,27 @@ def ls(spec, names_only, show_all, follow_links, sub, **kw):
     """List the files of a run (the latest run when no RUN is given).
 
     Directories end in `/`. Linked directories (a pipeline's steps) are shown
-    but not entered unless -L is given.
+    but not entered unless -L is given; -L enters only links trk made (steps,
+    dependencies), and marks links out of the run and symlink loops.
     """
-    run = _one_run(spec, kw)
+    st = store()
+    run = _one_run(spec, kw, st=st)
+    allowed = _allowed(st, run) if sub or follow_links else []
     root = run.dir
     if sub:
+        _inside_run(run, sub, allowed)
         root = os.path.join(run.dir, sub)
-        if not os.path.realpath(root).startswith(os.path.realpath(run.dir)):
-            raise click.UsageError(f"{sub} is outside the run directory")
-    paths = list(_walk(root, show_all, follow_links))
+    ancestors = {os.path.realpath(root)} if follow_links else None
+    paths = list(_walk(root, "", show_all, run.dir, allowed, ancestors))
     if not names_only:
         click.echo(f"{run.dir}:")
     for p in sorted(paths):
         click.echo(p if names_only else f"  {p}")
 
 
-def _walk(root, show_all, follow_links, rel=""):
+def _walk(root, rel, show_all, run_dir, allowed, ancestors):
+    """Paths under `root`/`rel`; `ancestors` (the real dirs above, when
+    following links) stops symlink loops."""
     try:
         entries = sorted(os.scandir(os.path.join(root, rel)), key=lambda e: e.name)
     except OSError:
@@ -49,12 +74,27 @@ def _walk(root, show_all, follow_links, rel=""):
         if not show_all and e.name.startswith("."):
             continue
         path = os.path.join(rel, e.name)
-        if e.is_dir():
-            yield path + "/"
-            if follow_links or not e.is_symlink():
-                yield from _walk(root, show_all, follow_links, path)
-        else:
+        try:
+            is_dir = e.is_dir()
+        except OSError:  # ELOOP: a link to itself, or a ring of links
+            yield f"{path} -> (symlink loop)"
+            continue
+        if not is_dir:
             yield path
+            continue
+        if ancestors is None:  # not following links: a real dir cannot loop
+            yield path + "/"
+            if not e.is_symlink():
+                yield from _walk(root, path, show_all, run_dir, allowed, None)
+            continue
+        real = os.path.realpath(e.path)
+        if real in ancestors:
+            yield f"{path}/ -> (symlink loop)"
+        elif e.is_symlink() and not is_inside(run_dir, e.path, allowed):
+            yield f"{path}/ -> (outside the run)"
+        else:
+            yield path + "/"
+            yield from _walk(root, path, show_all, run_dir, allowed, ancestors | {real})
 
 
 @click.command()
@@ -66,13 +106,12 @@ def cat(spec, path, output, **kw):
     """Show a file of a run, or its output (the latest run when no RUN is given)."""
     if not path and not output:
         raise click.UsageError("give -p PATH or --output")
-    run = _one_run(spec, kw)
+    st = store()
+    run = _one_run(spec, kw, st=st)
     if output:
         target = run.output_path
     else:
-        target = os.path.realpath(os.path.join(run.dir, path))
-        if not (target + os.sep).startswith(os.path.realpath(run.dir) + os.sep) and not os.path.islink(os.path.join(run.dir, path)):
-            raise click.UsageError(f"{path} is outside the run directory")
+        target = _inside_run(run, path, _allowed(st, run))
     try:
         with open(target, "rb") as f:
             while True:
