@@ -26,6 +26,7 @@ COMMANDS = {
     "diff": ("tracker.cli.diff", "diff", "Show what differs between two runs."),
     "label": ("tracker.cli.runs", "label", "Set or change run labels."),
     "tag": ("tracker.cli.runs", "tag", "Add or remove run tags."),
+    "stop": ("tracker.cli.stop", "stop", "Stop running runs."),
 }
 
 

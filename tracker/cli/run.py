@@ -68,9 +68,11 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
     st = RunStore()
     sinks = Sinks() if quiet else Sinks.console()
     if start_run or restart:
-        spec = start_run or restart
-        result = relaunch(st, spec, RunOptions(max_parallel=max_parallel, fail_fast=fail_fast), sinks,
-                          staged_only=bool(start_run))
+        from tracker.store.select import select
+
+        target = select(st.list(), [start_run or restart])[0]
+        result = _stoppable(lambda: relaunch(st, target, RunOptions(max_parallel=max_parallel, fail_fast=fail_fast),
+                                             sinks, staged_only=bool(start_run)), lambda: target)
         _exit(result)
     if not opspec:
         raise click.UsageError("missing operation: trk run [MODEL:]OP [NAME=VALUE]...")
@@ -103,13 +105,38 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
             click.echo(f"  {name}: {format_value(value)}")
         if not click.confirm("Continue?", default=True):
             sys.exit(1)
-    result = launch(st, project, op, flags, opts, sinks, extra)
+    created = []
+    opts.on_created = created.append
+    result = _stoppable(lambda: launch(st, project, op, flags, opts, sinks, extra),
+                        lambda: created[0] if created else None)
     if result.reused:
         click.echo(f"Skipping run because a completed run with the same inputs exists: {result.run.id}")
     if stage and result.run is not None:
         click.echo(f"{op.fullname} staged as {result.run.id}")
         click.echo(f"To start the operation, use 'trk run --start {result.run.short_id}'")
     _exit(result)
+
+
+def _stoppable(call, run_of):
+    """Run `call` with Ctrl-C (and SIGTERM, SIGHUP) stopping the program, not
+    trk; when such a signal came, say which run ended and exit 128 + N."""
+    import signal
+
+    from tracker.execution.stop import stop_on_signals
+
+    result = None
+    with stop_on_signals() as stop:
+        try:
+            result = call()
+        except KeyboardInterrupt:
+            if not stop.stopping:
+                raise
+    if not stop.stopping:
+        return result
+    run = result.run if result is not None and result.run is not None else run_of()
+    how = "by user" if stop.signum == signal.SIGINT else f"by {signal.Signals(stop.signum).name}"
+    click.echo(f"trk: run {run.short_id} terminated {how}" if run else "trk: interrupted", err=True)
+    sys.exit(128 + stop.signum)
 
 
 def _exit(result) -> None:

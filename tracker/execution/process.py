@@ -1,8 +1,11 @@
 """Supervising a run's program: spawn it, stream its output live, record the outcome.
 
-The program runs with the run directory as its working directory. Its stdout
-and stderr are echoed as they arrive, appended to `.trk/output`, and fed to
-the output-scalar parser. Ctrl-C and SIGTERM are passed on to the program.
+The program runs with the run directory as its working directory, in a
+session of its own. Its stdout and stderr are echoed as they arrive, saved
+to `.trk/output` line by line (a `\\r` redraw in its last state), and fed
+to the output-scalar parser; one `LineBuffer` per stream does all three in
+time linear in the output, with bounded memory. Ctrl-C, SIGTERM and SIGHUP
+stop the program (see `stop`) and the run is recorded `terminated`.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import selectors
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
 
 from ..errors import TrkError
 from ..store import Run
+from .stop import Interruption, signal_group, stop_on_signals, supervising
 
 
 @dataclass
@@ -43,41 +48,116 @@ def echo_line(sinks: Sinks | None, line: str) -> None:
         try:
             sinks.stdout.write(sinks.prefix + line.encode() + b"\n")
             sinks.stdout.flush()
-        except (BrokenPipeError, ValueError):
-            sinks.stdout = None  # the reader went away: the run goes on
+        except (OSError, ValueError):
+            sinks.stdout = None  # the reader went away or the terminal hung up: the run goes on
+
+
+LINE_CAP = 1 << 20  # a line longer than this is passed on in pieces, not held whole
+
+
+class LineBuffer:
+    """Cuts one output stream into the lines trk saves, prefixes and parses.
+
+    `feed` returns `(ready, lines)`: `ready` is the output that is settled
+    (complete lines, plus the start of a line longer than `cap`, passed on
+    so that memory stays bounded); `lines` is the part of it made of whole
+    lines, for the output-scalar parser. A line redrawn with `\\r` (a
+    progress bar) is kept in its last state, as a terminal shows it:
+    `a\\rb\\rc\\n` gives `c\\n`; `\\r\\n` is a line end. Work is
+    proportional to the data fed: the partial line is kept in pieces and
+    joined once.
+    """
+
+    def __init__(self, cap: int = LINE_CAP):
+        self.cap = cap
+        self.parts: list[bytes] = []  # the partial line
+        self.size = 0
+        self.cut_short = False  # the partial line's start was passed on already (overlong)
+
+    def feed(self, data: bytes) -> tuple[bytes, bytes]:
+        """Take bytes from the stream; return (ready output, whole lines in it)."""
+        cut = data.rfind(b"\n") + 1
+        ready = lines = b""
+        if cut:
+            ready = _redrawn(b"".join(self.parts) + data[:cut] if self.parts else data[:cut])
+            lines = ready[ready.find(b"\n") + 1:] if self.cut_short else ready
+            self.parts, self.size, self.cut_short = [], 0, False
+            data = data[cut:]
+        if data and self.cut_short and not self.parts and b"\r" not in data:
+            ready += data  # the rest of an overlong line goes on as it comes
+        elif data:
+            self._grow(data)
+            if self.size > self.cap:
+                ready += b"".join(self.parts)
+                self.parts, self.size, self.cut_short = [], 0, True
+        return ready, lines
+
+    def close(self) -> tuple[bytes, bytes]:
+        """The last, unterminated line: (as saved, as parsed with a line end)."""
+        rest = b"".join(self.parts)
+        self.parts, self.size = [], 0
+        if not rest:
+            return b"", b""
+        ready = _redrawn(rest + b"\n")[:-1]
+        return ready, b"" if self.cut_short else ready + b"\n"
+
+    def _grow(self, data: bytes) -> None:
+        # Redraws drop what they cover: keep from the last \r that text follows.
+        end = len(data.rstrip(b"\r"))
+        if end:
+            cr = data.rfind(b"\r", 0, end)
+            if cr >= 0:
+                data = data[cr + 1:]
+                self.parts, self.size = [], 0
+            elif self.parts and self.parts[-1].endswith(b"\r"):
+                self.parts, self.size = [], 0
+        self.parts.append(data)
+        self.size += len(data)
+
+
+def _redrawn(block: bytes) -> bytes:
+    """Complete lines with each `\\r` redraw reduced to its last state."""
+    if b"\r" not in block or block.count(b"\r") == block.count(b"\r\n"):
+        return block  # the usual case, found in C: no redraws
+    return b"".join(_last_state(line + b"\n") for line in block[:-1].split(b"\n"))
+
+
+def _last_state(line: bytes) -> bytes:
+    body = line[:-1]
+    cr = body.rfind(b"\r", 0, len(body.rstrip(b"\r")))
+    return line[cr + 1:] if cr >= 0 else line
 
 
 class _Echo:
-    """Echoes one stream. With a prefix (parallel steps), only whole lines are
-    written, each prefixed, so lines of concurrent steps never splice."""
+    """Echoes one stream live. With a prefix (parallel steps) it echoes the
+    LineBuffer's settled output, each line prefixed, so lines of concurrent
+    steps never splice; without, the raw bytes (the terminal draws `\\r`)."""
 
     def __init__(self, out: BinaryIO | None, prefix: bytes):
         self.out = out
         self.prefix = prefix
-        self.tail = b""
+        self.at_line_start = True
 
-    def write(self, data: bytes) -> None:
-        if self.out is None:
+    def raw(self, data: bytes) -> None:
+        if self.out is not None and not self.prefix:
+            self._emit(data)
+
+    def settled(self, data: bytes) -> None:
+        if self.out is None or not self.prefix or not data:
             return
-        if self.prefix:
-            data = self.tail + data
-            cut = data.rfind(b"\n") + 1
-            self.tail = data[cut:]
-            if not cut:
-                return
-            data = b"".join(self.prefix + line + b"\n" for line in data[:cut].split(b"\n")[:-1])
-        self._emit(data)
+        head = self.prefix if self.at_line_start else b""
+        self.at_line_start = data.endswith(b"\n")
+        self._emit(head + data[:-1].replace(b"\n", b"\n" + self.prefix) + data[-1:])
 
     def close(self) -> None:
-        if self.tail and self.out is not None:
-            self._emit(self.prefix + self.tail + b"\n")
-        self.tail = b""
+        if not self.at_line_start:
+            self.settled(b"\n")
 
     def _emit(self, data: bytes) -> None:
         try:
             self.out.write(data)
             self.out.flush()
-        except (BrokenPipeError, ValueError):
+        except (OSError, ValueError):  # the reader went away or the terminal hung up: the run goes on
             self.out = None
 
 
@@ -107,29 +187,12 @@ def _scalar_parser(run: Run, spec: Any):
     return scalars if scalars.spec.enabled else None
 
 
-class _LineTails:
-    """Keeps each stream's partial last line, so stdout and stderr lines
-    never splice together before scalar parsing."""
-
-    def __init__(self):
-        self.tails: dict[int, bytes] = {}
-
-    def complete(self, fd: int, data: bytes) -> bytes:
-        cut = data.rfind(b"\n") + 1
-        head = self.tails.pop(fd, b"")
-        if not cut:
-            self.tails[fd] = head + data
-            return b""
-        if data[cut:]:
-            self.tails[fd] = data[cut:]
-        return head + data[:cut]
-
-    def rest(self) -> bytes:
-        return b"".join(t + b"\n" for t in self.tails.values())
-
-
-class _Interrupted(Exception):
-    pass
+READ_SIZE = 1 << 16
+# After a small read, let output gather for a moment: a program printing
+# line by line then costs trk one pass per batch, not one per line, and its
+# writes need not wake trk each time. Live output is late by at most this.
+BATCH_SECONDS = 0.002
+BATCH_BYTES = 1 << 14
 
 
 def run_process(
@@ -142,90 +205,93 @@ def run_process(
 ) -> int:
     """Run `argv` for `run` and return its exit code (negative: signal).
 
-    Writes `started`, `stopped`, `exit_status` (and `terminated` on Ctrl-C or
-    SIGTERM) attrs. The caller holds the run's lock.
+    Writes `started`, `pid`, `program_pid`, `stopped`, `exit_status` (and
+    `terminated` when a stop signal came) attrs. The caller holds the run's lock.
     """
     sinks = sinks or Sinks()
     scalars = _scalar_parser(run, output_scalars)
-    out = open(run.output_path, "ab", buffering=0)
-    run.start()
-    try:
-        proc = subprocess.Popen(
-            argv, cwd=run.dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
-    except OSError as e:
-        msg = f"cannot run {argv[0]}: {e.strerror or e}"
-        out.write((f"trk: {msg}\n").encode())
-        out.close()
-        run.finish(127)
-        raise TrkError(msg, exit_code=127) from None
-    run.write_attr("program_pid", proc.pid)
-    if on_start:
-        on_start(proc)
-    terminated = False
-
-    def on_term(signum, frame):
-        raise _Interrupted()
-
-    old_term = _set_signal(signal.SIGTERM, on_term)
-    echoes = {proc.stdout.fileno(): _Echo(sinks.stdout, sinks.prefix), proc.stderr.fileno(): _Echo(sinks.stderr, sinks.prefix)}
-    sel = selectors.DefaultSelector()
-    for f in (proc.stdout, proc.stderr):
-        sel.register(f, selectors.EVENT_READ)
-    open_fds = 2
-    tails = _LineTails()
-    try:
-        while open_fds:
-            try:
-                events = sel.select(timeout=2.0)
-                for key, _ in events:
-                    data = os.read(key.fd, 65536)
-                    if not data:
-                        sel.unregister(key.fileobj)
-                        open_fds -= 1
-                        continue
-                    out.write(data)
-                    echoes[key.fd].write(data)
-                    if scalars is not None:
-                        scalars.feed(tails.complete(key.fd, data))
-                if scalars is not None:
-                    scalars.maybe_flush()
-            except (KeyboardInterrupt, _Interrupted) as e:
-                terminated = True
-                # The terminal already sent SIGINT to the whole process group;
-                # a signal sent to trk alone is passed on.
-                try:
-                    proc.send_signal(signal.SIGINT if isinstance(e, KeyboardInterrupt) else signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        while True:
-            try:
-                code = proc.wait()
-                break
-            except (KeyboardInterrupt, _Interrupted):
-                terminated = True
-                proc.send_signal(signal.SIGTERM)
-    finally:
-        sel.close()
-        for echo in echoes.values():
-            echo.close()
-        if old_term is not None:
-            _set_signal(signal.SIGTERM, old_term)
-        proc.stdout.close()
-        proc.stderr.close()
-        out.close()
-        if scalars is not None:
-            scalars.feed(tails.rest())
-            scalars.close()
-    run.finish(code, terminated)
+    with stop_on_signals() as stop, supervising() as program:
+        if stop.stopping:  # stopped before its program started (between steps)
+            run.terminate(-stop.signum)
+            return -stop.signum
+        run.start()
+        proc = _spawn(run, argv, env)
+        program.pid = proc.pid
+        if stop.stopping:  # the signal came while it was starting
+            signal_group(proc.pid, signal.SIGTERM)
+        if run.get("pid") != os.getpid():  # a restart runs under another trk process
+            run.write_attr("pid", os.getpid())
+        run.write_attr("program_pid", proc.pid)
+        if on_start:
+            on_start(proc)
+        code = _capture(run, proc, sinks, scalars, stop)
+        program.pid = None  # reaped: its pid may be reused
+        run.finish(code, stop.stopping)
     return code
 
 
-def _set_signal(sig, handler):
+def _spawn(run: Run, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
     try:
-        return signal.signal(sig, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        return None
+        # A session of its own: a stop signals the program's whole group, and
+        # the terminal's Ctrl-C reaches trk alone, which stops the program.
+        return subprocess.Popen(argv, cwd=run.dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+    except OSError as e:
+        msg = f"cannot run {argv[0]}: {e.strerror or e}"
+        with open(run.output_path, "ab") as out:
+            out.write(f"trk: {msg}\n".encode())
+        run.finish(127)
+        raise TrkError(msg, exit_code=127) from None
+
+
+def _capture(run: Run, proc: subprocess.Popen, sinks: Sinks, scalars: Any, stop: Interruption) -> int:
+    """Echo, save and parse the program's output until it ends; return its exit code."""
+    streams = {f.fileno(): (LineBuffer(), _Echo(sink, sinks.prefix))
+               for f, sink in ((proc.stdout, sinks.stdout), (proc.stderr, sinks.stderr))}
+    killed = False
+    try:
+        with open(run.output_path, "ab", buffering=0) as out, selectors.DefaultSelector() as sel:
+            for f in (proc.stdout, proc.stderr):
+                sel.register(f, selectors.EVENT_READ)
+            while sel.get_map():
+                got = 0
+                for key, _ in sel.select(timeout=0.5 if stop.stopping else 2.0):
+                    data = os.read(key.fd, READ_SIZE)
+                    got = max(got, len(data))
+                    lines, echo = streams[key.fd]
+                    if data:
+                        echo.raw(data)
+                        ready, whole = lines.feed(data)
+                    else:
+                        sel.unregister(key.fileobj)
+                        ready, whole = lines.close()
+                    if ready:
+                        out.write(ready)
+                        echo.settled(ready)
+                    if whole and scalars is not None:
+                        scalars.feed(whole)
+                    if not data:
+                        echo.close()
+                if not killed and stop.overdue():
+                    killed = True
+                    signal_group(proc.pid, signal.SIGKILL)
+                if 0 < got < BATCH_BYTES:
+                    time.sleep(BATCH_SECONDS)
+        while True:
+            try:
+                return proc.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                if not killed and stop.overdue():
+                    killed = True
+                    signal_group(proc.pid, signal.SIGKILL)
+    except BaseException:
+        signal_group(proc.pid, signal.SIGTERM)  # trk cannot supervise it any more: do not leave it running
+        raise
+    finally:
+        proc.stdout.close()
+        proc.stderr.close()
+        if scalars is not None:
+            scalars.close()
 
 
 def exit_code_for(code: int) -> int:
