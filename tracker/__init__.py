@@ -23,6 +23,7 @@ _LAZY = {
     "RunStore": ("tracker.store.runstore", "RunStore"),
     "delete": ("tracker.api", "delete"),
     "restore": ("tracker.api", "restore"),
+    "stop": ("tracker.api", "stop"),
     "purge": ("tracker.api", "purge"),
     # Looking at runs
     "scalars": ("tracker.api", "scalars"),

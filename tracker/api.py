@@ -82,19 +82,26 @@ def compare(selected: Sequence[Run] | None = None, columns: str | None = None, s
     return comp.table(parse_columns(columns) if columns else None)
 
 
-def delete(runs_: Sequence[Run], store: RunStore | None = None, force: bool = False) -> list[Run]:
+def stop(selected: Sequence[Run], timeout: float = 10.0):
+    """Stop running runs: SIGTERM, SIGKILL after `timeout`; returns their outcomes."""
+    from .execution.stop import stop_runs
+
+    return stop_runs(list(selected), timeout)
+
+
+def delete(selected: Sequence[Run], store: RunStore | None = None, force: bool = False) -> list[Run]:
     """Move runs to the trash (restorable until purged)."""
-    return (store or RunStore()).delete(runs_, force=force)
+    return (store or RunStore()).delete(selected, force=force)
 
 
-def restore(runs_: Sequence[Run], store: RunStore | None = None) -> list[Run]:
+def restore(selected: Sequence[Run], store: RunStore | None = None) -> list[Run]:
     """Bring deleted runs back from the trash."""
-    return (store or RunStore()).restore(runs_)
+    return (store or RunStore()).restore(selected)
 
 
-def purge(runs_: Sequence[Run], store: RunStore | None = None) -> list[Run]:
+def purge(selected: Sequence[Run], store: RunStore | None = None) -> list[Run]:
     """Remove deleted runs for good (and their scalar index rows)."""
-    return (store or RunStore()).purge(runs_)
+    return (store or RunStore()).purge(selected)
 
 
 def diff(a: Run, b: Run, store: RunStore | None = None) -> list[str]:

@@ -65,6 +65,7 @@ def resume_pipeline(store: RunStore, project: Project, op: OpDef, parent: Run, o
     steps = plan(project, op, parent.flags, parent.get("step_flags") or {}, bool(parent.get("force_flags")))
     with supervise(parent, lock(parent)):
         parent.clear_outcome()
+        parent.write_attr("pid", os.getpid())  # the supervisor now: what `trk stop` signals
         parent.write_attr("restarted", now_us())
         if not parent.get("started"):
             parent.start()
@@ -140,7 +141,7 @@ class _Pipeline:
                 try:
                     finished, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
                 except KeyboardInterrupt:
-                    self._stop(signal.SIGINT)
+                    self._stop(signal.SIGTERM)
                     failed = failed or (None, -2, "terminated")
                     continue
                 for fut in finished:
@@ -160,14 +161,15 @@ class _Pipeline:
         return failed
 
     def _stop(self, sig) -> None:
+        # Each program leads its own process group (see process.run_process):
+        # signal the group, so a program's own children stop too.
+        from .stop import signal_group
+
         self.stopping = True
         with self.lock:
             procs = list(self.procs.values())
         for proc in procs:
-            try:
-                proc.send_signal(sig)
-            except ProcessLookupError:
-                pass
+            signal_group(proc.pid, sig)
 
     def _run_step(self, step: Step, sinks):
         if self.resume:
