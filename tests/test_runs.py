@@ -113,11 +113,15 @@ def test_specs_index_range_and_prefix(trk, project):
 
 def test_ls_and_cat(trk, project):
     trk("run", "train", "-y", cwd=project)
-    assert trk("ls", "-n").stdout.splitlines() == ["train.py", "trk.yml", "echo.py"][::1] or True
     names = trk("ls", "1", "-n").stdout.splitlines()
     assert names == sorted(["echo.py", "train.py", "trk.yml"])
+    # Without RUN, `trk ls` lists the latest run.
+    (project / "added.py").write_text("")
+    trk("run", "echo", "-y", cwd=project)
+    assert trk("ls", "-n").stdout.splitlines() == ["added.py", "echo.py", "train.py", "trk.yml"]
+    assert trk("ls", "2", "-n").stdout.splitlines() == names
     assert ".trk/" in trk("ls", "1", "-n", "-a").stdout.splitlines()
-    assert "trained with sgd" in trk("cat", "1", "--output").stdout
+    assert "trained with sgd" in trk("cat", "2", "--output").stdout
     assert trk("cat", "1", "-p", "echo.py").stdout.startswith('"""Prints')
 
 

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from .util import confirm, filter_options, run_filter, run_lines, select_runs, store
+from .util import confirm, filter_options, run_filter, run_lines, select_runs, store, warn_store
 
 
 class DefaultListGroup(click.Group):
@@ -101,8 +101,7 @@ def rm(specs, yes, force, **kw):
             click.echo(line)
         if not confirm(f"Delete {len(chosen)} run(s)?", yes):
             return
-    done = st.delete(chosen, force=force)
-    click.echo(f"Deleted {len(done)} run(s)")
+    _move(st, "Deleted", lambda: st.delete(chosen, force=force))
 
 
 @runs.command("restore")
@@ -118,8 +117,7 @@ def restore(specs, yes, **kw):
         return
     if not yes and not confirm(f"Restore {len(chosen)} run(s)?", yes):
         return
-    done = st.restore(chosen)
-    click.echo(f"Restored {len(done)} run(s)")
+    _move(st, "Restored", lambda: st.restore(chosen))
 
 
 @runs.command("purge")
@@ -135,8 +133,22 @@ def purge(specs, yes, **kw):
         return
     if not yes and not confirm(f"Permanently remove {len(chosen)} run(s)? This cannot be undone.", yes, default=False):
         return
-    done = st.purge(chosen)
-    click.echo(f"Purged {len(done)} run(s)")
+    _move(st, "Purged", lambda: st.purge(chosen))
+
+
+def _move(st, verb, move):
+    """Run a delete, restore or purge; say what it did, even when it failed
+    for some runs, and which runs other processes moved first."""
+    from tracker.store import MoveError
+
+    try:
+        done = move()
+    except MoveError as e:
+        click.echo(f"{verb} {len(e.done)} run(s)")
+        warn_store(st)
+        raise
+    click.echo(f"{verb} {len(done)} run(s)")
+    warn_store(st)
 
 
 @runs.command("info")

@@ -4,7 +4,8 @@ Owns everything under `$TRK_HOME`. May import `tracker.errors` and
 `tracker.fsutil` only; everything else in trk builds on it.
 """
 
+from .attrindex import BadAttrs
 from .run import Run, RunLock, default_home, now_us
-from .runstore import RunStore
+from .runstore import MoveError, RunStore
 
-__all__ = ["Run", "RunLock", "RunStore", "default_home", "now_us"]
+__all__ = ["BadAttrs", "MoveError", "Run", "RunLock", "RunStore", "default_home", "now_us"]

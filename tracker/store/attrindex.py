@@ -1,8 +1,17 @@
-"""An on-disk cache of run attributes, so listing 10,000 runs reads no YAML.
+"""Run attributes: reading and type-checking them, and an on-disk cache so
+listing 10,000 runs reads no YAML.
 
-Each run's attrs are cached in SQLite with the mtime of its `.trk/attrs`
-directory (every attr write is a rename into it, which changes that mtime).
-Only runs whose directory changed are read again.
+Every read of a run's `.trk/attrs` goes through `read_attrs_dir`, which
+checks the type of each attr trk knows: a wrong-typed or corrupt file makes
+the run an error run instead of breaking every command over the store.
+
+The cache keeps each run's attrs in SQLite with a signature of its
+`.trk/attrs` directory (inode and ctime: an attr written by trk is a rename
+into it, and so is any added or removed file) and of each attr file (inode,
+size, mtime and ctime: the ctime catches a file edited in place, even with
+its size and mtime put back). The directory is checked for every run when
+listing; each file on first use (`FileCheck`), so a command stats only the
+files it reads.
 """
 
 from __future__ import annotations
@@ -10,31 +19,195 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import struct
 import time
-from typing import Callable
+from typing import Any, Callable, Iterable
 
-from ..fsutil import remove_sqlite
+from ..fsutil import load_attr, remove_sqlite
 
-SCHEMA_VERSION = 1
-# An attrs dir modified this recently is not cached: file-system timestamps
-# are coarse, and a write within the same tick would go unnoticed.
+# Run times are microseconds since the epoch; a time past year 9999 cannot be shown.
+_MAX_TIME_US = 253402300800 * 1_000_000
+
+
+def _is_time(v: Any) -> bool:
+    return type(v) is int and 0 <= v < _MAX_TIME_US
+
+
+def _is_str_list(v: Any) -> bool:
+    return type(v) is list and all(type(x) is str for x in v)
+
+
+# The type of each attr trk writes and reads back; other attrs may hold any JSON value.
+_ATTR_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    **{n: (lambda v: type(v) is str, "a string")
+       for n in ("id", "op", "label", "parent", "step", "host", "sourcecode_digest", "error")},
+    **{n: (_is_time, "a time") for n in ("initialized", "started", "stopped", "staged", "restarted")},
+    **{n: (lambda v: type(v) is int, "an integer") for n in ("exit_status", "pid", "program_pid")},
+    **{n: (_is_str_list, "a list of strings") for n in ("tags", "cmd", "sourcecode_files")},
+    "terminated": (lambda v: type(v) is bool, "true or false"),
+    "flags": (lambda v: type(v) is dict, "a mapping"),
+    "env": (lambda v: type(v) is dict and all(type(x) is str for x in v.values()), "a mapping of strings"),
+    "deps": (lambda v: type(v) is list and all(type(x) is dict for x in v), "a list of mappings"),
+}
+
+
+class BadAttrs(ValueError):
+    """A run's attrs hold corrupt files or wrong types; `attrs` keeps the good ones."""
+
+    def __init__(self, problems: list[str], attrs: dict[str, Any], path: str):
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(problems[0] + more)
+        self.problems = problems
+        self.attrs = attrs
+        self.path = path  # the first bad file, for the message
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_json(v: Any) -> bool:
+    """True for what JSON can hold (YAML may also give dates, sets, binary)."""
+    if v is None or type(v) in (str, int, float, bool):
+        return True
+    if type(v) is list:
+        return all(_is_json(x) for x in v)
+    return type(v) is dict and all(type(k) is str and _is_json(x) for k, x in v.items())
+
+
+def read_attrs_dir(attrs_dir: str) -> dict[str, Any]:
+    """Read and type-check every attr file in a run's `.trk/attrs`.
+
+    Raises OSError when the directory cannot be read, and BadAttrs naming
+    each corrupt or wrong-typed attr (with the good ones), so every Run
+    property can trust the attrs it gets.
+    """
+    # Read through a directory fd: a run moved meanwhile is still read whole.
+    dir_fd = os.open(attrs_dir, os.O_RDONLY | os.O_DIRECTORY)
+    attrs: dict[str, Any] = {}
+    problems: list[str] = []
+    bad_path = attrs_dir
+    try:
+        for name in sorted(os.listdir(dir_fd)):
+            if name.startswith("."):
+                continue  # atomic_write's temp files
+            try:
+                fd = os.open(name, os.O_RDONLY, dir_fd=dir_fd)
+            except FileNotFoundError:
+                continue  # removed meanwhile (del_attr)
+            try:
+                with os.fdopen(fd, "rb") as f:
+                    raw = f.read()
+                value, problem = _parse_attr(name, raw)
+            except OSError as e:
+                value, problem = None, f"attr file '{name}' cannot be read ({e.strerror})"
+            if problem:
+                if not problems:
+                    bad_path = os.path.join(attrs_dir, name)
+                problems.append(problem)
+            else:
+                attrs[name] = value
+    finally:
+        os.close(dir_fd)
+    if "id" not in attrs and not any(p.startswith("attr 'id' ") for p in problems):
+        problems.append("attr 'id' is missing")
+    if problems:
+        raise BadAttrs(problems, attrs, bad_path)
+    return attrs
+
+
+def _parse_attr(name: str, raw: bytes) -> tuple[Any, str | None]:
+    """An attr file's value, or the one-line problem with it."""
+    try:
+        text = raw.decode("utf-8")
+        try:
+            value = json.loads(text)  # what trk writes: always JSON data
+        except ValueError:
+            value = load_attr(text)  # hand-edited YAML
+            if not _is_json(value):
+                return None, f"attr '{name}' is not JSON data ({_short(value)})"
+    except Exception as e:
+        return None, f"attr file '{name}' is corrupt ({(str(e).splitlines() or [type(e).__name__])[0]})"
+    check = _ATTR_TYPES.get(name)
+    if check is not None and not check[0](value):
+        return None, f"attr '{name}' is not {check[1]} ({_short(value)})"
+    return value, None
+
+
+def metadata_error(e: OSError) -> str:
+    """Why a run's `.trk/attrs` could not be read, in a few words."""
+    if isinstance(e, FileNotFoundError):
+        return "missing metadata"
+    return f"metadata cannot be read ({e.strerror or e})"
+
+
+
+SCHEMA_VERSION = 4
+# Attrs changed this recently are not cached: file-system timestamps come
+# from a coarse clock, and a write within the same tick would go unnoticed.
 _SETTLE_NS = 2_000_000_000
+_INO_MASK = (1 << 63) - 1  # SQLite and struct "q" hold signed 64-bit integers
+_FILE_SIG = struct.Struct("4q")
+
+
+def _file_sig(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_ino & _INO_MASK, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class FileCheck:
+    """A cached run's attr file signatures, each file checked on first use."""
+
+    __slots__ = ("index", "run_id", "attrs_dir", "cached", "names", "sigs", "checked")
+
+    def __init__(self, index: "RunIndex", run_id: str, attrs_dir: str, cached: dict[str, Any], sigs: bytes):
+        self.index = index
+        self.run_id = run_id
+        self.attrs_dir = attrs_dir
+        self.cached = cached  # the attrs from the cache: one per file, in the order of `sigs`
+        self.names = list(cached)
+        self.sigs = sigs
+        self.checked: set[str] = set()
+
+    def changed(self, names: Iterable[str] | None = None) -> bool:
+        """True when any of the attr files `names` (None: all) differs from
+        the cached one; then the cache row is dropped, to be read anew."""
+        checked = self.checked
+        for name in self.names if names is None else names:
+            if name in checked or name not in self.cached:
+                continue  # checked already, or no such file: adding one changes the dir
+            checked.add(name)
+            try:
+                now = _file_sig(os.stat(f"{self.attrs_dir}/{name}", follow_symlinks=False))
+                was = _FILE_SIG.unpack_from(self.sigs, self.names.index(name) * _FILE_SIG.size)
+            except (OSError, struct.error, TypeError):  # gone, or a bad row
+                now, was = None, ()
+            if now != was:
+                self.index.forget(self.run_id)
+                return True
+        return False
 
 
 class RunIndex:
+    """The attrs cache in one SQLite file (a cache: safe to delete)."""
+
     def __init__(self, path: str):
         self.path = path
+        self.checks: dict[str, FileCheck] = {}  # by run id, for cached runs after load()
 
     def _connect(self) -> sqlite3.Connection:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
         try:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version != SCHEMA_VERSION:
+            if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                db.execute("BEGIN IMMEDIATE")
                 db.execute("DROP TABLE IF EXISTS runs")
-                db.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, sig INTEGER, attrs TEXT)")
+                db.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, dir_ino INTEGER, dir_ctime INTEGER, "
+                           "file_sigs BLOB, attrs TEXT)")
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except sqlite3.DatabaseError:
+                db.execute("COMMIT")
+        except sqlite3.Error:
             db.close()
             raise
         return db
@@ -42,6 +215,10 @@ class RunIndex:
     def _open(self) -> sqlite3.Connection | None:
         try:
             return self._connect()
+        except sqlite3.OperationalError:
+            # Locked by another process (or unreadable): do without the cache
+            # this once; never delete a cache that is merely busy.
+            return None
         except sqlite3.DatabaseError:
             # Corrupt or foreign file: it is only a cache, rebuild it.
             remove_sqlite(self.path)
@@ -49,6 +226,16 @@ class RunIndex:
                 return self._connect()
             except sqlite3.Error:
                 return None
+
+    def forget(self, run_id: str) -> None:
+        """Drop one run's row (its files changed in place)."""
+        db = self._open()
+        if db is not None:
+            try:
+                db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            except sqlite3.Error:
+                pass  # the file check finds the change again next time
+            db.close()
 
     def load(
         self,
@@ -58,48 +245,108 @@ class RunIndex:
         """Return attrs for each `(run_id, attrs_dir)`, reading only changed runs.
 
         A run whose attrs cannot be read maps to the exception; it is never
-        cached, so it is examined again next time.
+        cached, so it is examined again next time. A cached run's files are
+        checked later, on use, through `self.checks[run_id]`.
         """
         db = self._open()
-        cached: dict[str, tuple[int, str]] = {}
+        cached: dict[str, tuple] = {}
         if db is not None:
             try:
-                cached = {row[0]: (row[1], row[2]) for row in db.execute("SELECT id, sig, attrs FROM runs")}
+                cached = {r[0]: r[1:] for r in db.execute("SELECT id, dir_ino, dir_ctime, file_sigs, attrs FROM runs")}
             except sqlite3.Error:
                 cached = {}
         result: dict[str, dict | Exception] = {}
-        updates: list[tuple[str, int, str]] = []
-        now = time.time_ns()
+        hits: list[tuple[str, str, tuple]] = []
+        misses: list[tuple[str, str]] = []
         for run_id, attrs_dir in entries:
             try:
-                sig = os.stat(attrs_dir).st_mtime_ns
+                st = os.stat(attrs_dir)
             except OSError as e:
                 result[run_id] = e
                 continue
-            hit = cached.get(run_id)
-            if hit is not None and hit[0] == sig:
-                try:
-                    result[run_id] = json.loads(hit[1])
-                    continue
-                except ValueError:
-                    pass
-            try:
-                attrs = read_attrs(attrs_dir)
-            except Exception as e:  # reported by the caller, run by run
-                result[run_id] = e
-                continue
-            result[run_id] = attrs
-            if now - sig > _SETTLE_NS:
-                updates.append((run_id, sig, json.dumps(attrs)))
+            row = cached.get(run_id)
+            if row is not None and row[0] == st.st_ino & _INO_MASK and row[1] == st.st_ctime_ns:
+                hits.append((run_id, attrs_dir, row))
+            else:
+                misses.append((run_id, attrs_dir))
+        try:
+            # One parse for all rows: 10,000 json.loads calls cost more.
+            parsed = json.loads("[" + ",".join(row[3] for _, _, row in hits) + "]")
+        except (TypeError, ValueError):
+            parsed = None
+        if parsed is not None and len(parsed) != len(hits):
+            parsed = None  # a bad row that parsed as more than one value
+        for k, (run_id, attrs_dir, row) in enumerate(hits):
+            attrs = parsed[k] if parsed is not None else _loads(row[3])
+            if isinstance(attrs, dict):
+                result[run_id] = attrs
+                self.checks[run_id] = FileCheck(self, run_id, attrs_dir, attrs, row[2])
+            else:
+                misses.append((run_id, attrs_dir))  # a bad row: read the run again
+        updates = self._read_misses(misses, read_attrs, result)
         if db is not None:
-            gone = [(i,) for i in cached if i not in result]
+            # Rows of runs gone, or now unreadable (re-examined each time anyway).
+            gone = [(i,) for i in cached if not isinstance(result.get(i), dict)]
             if updates or gone:
                 try:
                     db.execute("BEGIN IMMEDIATE")
-                    db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?)", updates)
+                    db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)", updates)
                     db.executemany("DELETE FROM runs WHERE id = ?", gone)
                     db.execute("COMMIT")
                 except sqlite3.Error:
                     pass  # another process holds it; the cache is an optimisation
             db.close()
         return result
+
+    @staticmethod
+    def _read_misses(misses: list[tuple[str, str]], read_attrs: Callable[[str], dict],
+                     result: dict[str, dict | Exception]) -> list[tuple]:
+        """Read runs not in the cache into `result`; return the rows to cache."""
+        updates = []
+        now = time.time_ns()
+        for run_id, attrs_dir in misses:
+            try:
+                # Signatures first, then read: a change made while reading
+                # then shows as a changed signature next time.
+                dir_st, names, sigs, newest = _signatures(attrs_dir)
+                attrs = read_attrs(attrs_dir)
+            except Exception as e:  # reported by the caller, run by run
+                result[run_id] = e
+                continue
+            result[run_id] = attrs
+            if sigs is not None and now - newest > _SETTLE_NS and names == list(attrs):
+                try:
+                    updates.append((run_id, dir_st.st_ino & _INO_MASK, dir_st.st_ctime_ns, sigs, json.dumps(attrs)))
+                except (TypeError, ValueError):
+                    pass  # read_attrs_dir admits JSON data only; never fail a listing over the cache
+        return updates
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _signatures(attrs_dir: str) -> tuple[os.stat_result, list[str], bytes | None, int]:
+    """The stat of a run's attrs dir, its attr file names (sorted, as
+    read_attrs_dir reads them), their signatures (None when they do not fit
+    the cache) and the newest change time of them all (ns)."""
+    fd = os.open(attrs_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        dir_st = os.fstat(fd)
+        newest = dir_st.st_ctime_ns
+        names = sorted(n for n in os.listdir(fd) if not n.startswith("."))
+        sigs: list[tuple[int, int, int, int]] = []
+        for name in names:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            sigs.append(_file_sig(st))
+            newest = max(newest, st.st_ctime_ns)
+    finally:
+        os.close(fd)
+    try:
+        packed: bytes | None = b"".join(_FILE_SIG.pack(*s) for s in sigs)
+    except struct.error:  # a time past the year 2262
+        packed = None
+    return dir_st, names, packed, newest

@@ -13,7 +13,8 @@ import os
 import time
 from typing import Any
 
-from ..fsutil import atomic_write, dump_attr, load_attr
+from ..fsutil import atomic_write, dump_attr
+from .attrindex import BadAttrs, FileCheck, metadata_error, read_attrs_dir
 
 
 def default_home() -> str:
@@ -26,33 +27,17 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
-def read_attrs_dir(attrs_dir: str) -> dict[str, Any]:
-    """Read every attr file in a run's `.trk/attrs`; raise on a corrupt one."""
-    attrs: dict[str, Any] = {}
-    for name in os.listdir(attrs_dir):
-        if name.startswith("."):
-            continue
-        path = os.path.join(attrs_dir, name)
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        try:
-            attrs[name] = load_attr(text)
-        except Exception as e:
-            raise ValueError(f"corrupt attrs file '{name}': {str(e).splitlines()[0]}") from None
-    if "id" not in attrs:
-        raise ValueError("attrs file 'id' is missing")
-    return attrs
-
-
 class Run:
     """One run: its directory and attributes. Status is derived on demand."""
 
-    def __init__(self, id: str, dir: str, attrs: dict[str, Any] | None = None, error: str | None = None):
+    def __init__(self, id: str, dir: str, attrs: dict[str, Any] | None = None, error: str | None = None,
+                 check: FileCheck | None = None):
         self.id = id
         self.dir = dir
         self._attrs = attrs
         self.error = error  # set when the run's metadata is corrupt or missing
         self._status: str | None = None
+        self._check = check  # set when `attrs` came from the attrs cache
 
     def __repr__(self) -> str:
         return f"<Run {self.short_id} {self.opspec}>"
@@ -79,17 +64,35 @@ class Run:
 
     @property
     def attrs(self) -> dict[str, Any]:
+        """All attrs, read on first use."""
+        return self._read(None)
+
+    def _read(self, names: tuple[str, ...] | None) -> dict[str, Any]:
+        """The attrs, with the files of `names` (None: all) known to match
+        what the attrs cache gave; a changed file means reading them again.
+
+        Properties name the files they use, so listing 10,000 cached runs
+        stats a few files per run, not all of them.
+        """
+        check = self._check
+        if check is not None:
+            if names is None:
+                self._check = None
+            if check.changed(names):
+                self._check, self._attrs, self._status = None, None, None
         if self._attrs is None:
             try:
                 self._attrs = read_attrs_dir(self.attrs_dir)
-            except (OSError, ValueError) as e:
+            except BadAttrs as e:
+                self._attrs, self.error = e.attrs, str(e)
+            except OSError as e:
                 self._attrs = {}
-                self.error = str(e)
+                self.error = metadata_error(e)
         return self._attrs
 
     def get(self, name: str, default: Any = None) -> Any:
         """One attr of the run, or `default`."""
-        return self.attrs.get(name, default)
+        return self._read((name,)).get(name, default)
 
     def write_attr(self, name: str, value: Any) -> None:
         """Write one attr atomically (temp file + rename)."""
@@ -108,35 +111,36 @@ class Run:
 
     @property
     def opspec(self) -> str:
-        return self.attrs.get("op") or "?"
+        return self._read(("op",)).get("op") or "?"
 
     @property
     def flags(self) -> dict[str, Any]:
-        return self.attrs.get("flags") or {}
+        return self._read(("flags",)).get("flags") or {}
 
     @property
     def label(self) -> str:
-        return self.attrs.get("label") or ""
+        return self._read(("label",)).get("label") or ""
 
     @property
     def tags(self) -> list[str]:
-        return list(self.attrs.get("tags") or [])
+        return list(self._read(("tags",)).get("tags") or [])
 
     @property
     def started(self) -> int | None:
-        return self.attrs.get("started")
+        return self._read(("started",)).get("started")
 
     @property
     def stopped(self) -> int | None:
-        return self.attrs.get("stopped")
+        return self._read(("stopped",)).get("stopped")
 
     @property
     def sort_key(self) -> int:
-        return self.attrs.get("started") or self.attrs.get("initialized") or 0
+        # `initialized` only matters (and is only checked) when not started.
+        return self.started or self._read(("initialized",)).get("initialized") or 0
 
     @property
     def parent(self) -> str | None:
-        return self.attrs.get("parent")
+        return self._read(("parent",)).get("parent")
 
     @property
     def status(self) -> str:
@@ -150,7 +154,7 @@ class Run:
         return self.status
 
     def _derive_status(self) -> str:
-        attrs = self.attrs
+        attrs = self._read(("exit_status", "terminated", "staged", "started"))
         if self.error:
             return "error"
         if "exit_status" in attrs:

@@ -1,8 +1,14 @@
 """The run store: the layout under `$TRK_HOME` and moving runs within it.
 
 Only `RunStore` knows where things live: `runs/<32-hex id>/`, `trash/runs/`
-(deleted, restorable until purged), `index/` (the attrs and scalar indexes,
-cached project files) and `cache/urls/` (downloaded URL dependencies).
+(deleted, restorable until purged), `locks/` (held while a run is moved),
+`index/` (the attrs and scalar indexes, cached project files, when
+leftovers were last looked for) and `cache/urls/` (downloaded URL
+dependencies).
+
+Moving a run between `runs/` and the trash takes the run's move lock, and
+the rename never replaces anything: a run is always in exactly one place,
+and one process's delete can never remove what another moved.
 """
 
 from __future__ import annotations
@@ -13,8 +19,18 @@ import uuid
 from typing import Any, Iterable
 
 from ..errors import TrkError
-from ..fsutil import load_attr
-from .run import Run, default_home, read_attrs_dir
+from ..fsutil import is_inside, load_attr
+from .attrindex import BadAttrs, metadata_error, read_attrs_dir
+from .moves import MoveLock, clean_leftovers, rename_noreplace
+from .run import Run, default_home, is_locked
+
+
+class MoveError(TrkError):
+    """Some runs could not be moved; `done` holds those that were."""
+
+    def __init__(self, message: str, hint: str | None, done: list[Run]):
+        super().__init__(message, hint)
+        self.done = done
 
 
 class RunStore:
@@ -24,9 +40,14 @@ class RunStore:
         self.home = os.path.abspath(home) if home else default_home()
         self.runs_dir = os.path.join(self.home, "runs")
         self.trash_dir = os.path.join(self.home, "trash", "runs")
+        self.locks_dir = os.path.join(self.home, "locks")
         self.index_dir = os.path.join(self.home, "index")
         self.url_cache_dir = os.path.join(self.home, "cache", "urls")
         self.warnings: list[str] = []
+
+    def _warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
 
     # -- layout -----------------------------------------------------------
 
@@ -45,6 +66,10 @@ class RunStore:
 
         return ScalarIndex(self.scalar_index_path)
 
+    def move_lock(self, run_id: str) -> MoveLock:
+        """The lock a process holds while it moves or purges this run."""
+        return MoveLock(os.path.join(self.locks_dir, f"{_checked_id(run_id)}.lock"))
+
     # -- creating ---------------------------------------------------------
 
     def new_run(self, run_dir: str | None = None, force: bool = False) -> tuple[Run, str]:
@@ -55,20 +80,23 @@ class RunStore:
         must be empty (the user's files are not trk's to adopt) unless `force`.
         """
         os.makedirs(self.runs_dir, exist_ok=True)
+        clean_leftovers(self.runs_dir, ".tmp", stamp=os.path.join(self.index_dir, "leftovers-checked"))
         run_id = uuid.uuid4().hex
         if run_dir:
             build = os.path.abspath(run_dir)
-            if os.path.exists(os.path.join(build, ".trk", "attrs")):
-                raise TrkError(f"{build} already holds a run", "Choose an empty directory for --run-dir.")
-            if os.path.isdir(build) and os.listdir(build) and not force:
-                raise TrkError(f"run directory {build} is not empty",
-                               "Choose an empty or new directory, or use --force-run-dir to run in it anyway.",
-                               exit_code=2)
-            os.makedirs(build, exist_ok=True)
+            _check_run_dir(self.home, build, force)
+            try:
+                os.makedirs(os.path.join(build, ".trk"), exist_ok=True)
+                # mkdir, not makedirs: of two runs started into one directory, one fails.
+                os.mkdir(os.path.join(build, ".trk", "attrs"))
+            except FileExistsError:
+                raise TrkError(f"{build} already holds a run", "Choose an empty directory for --run-dir.",
+                               exit_code=2) from None
+            except OSError as e:
+                raise TrkError(f"cannot create run directory {build}: {e.strerror}", exit_code=2) from None
         else:
             build = os.path.join(self.runs_dir, f".{run_id}.tmp")
-            os.makedirs(build)
-        os.makedirs(os.path.join(build, ".trk", "attrs"))
+            os.makedirs(os.path.join(build, ".trk", "attrs"))
         return Run(run_id, build, {}), build
 
     def publish(self, run: Run, external: bool = False) -> None:
@@ -77,7 +105,7 @@ class RunStore:
         if external:
             os.symlink(run.dir, final)
         else:
-            os.rename(run.dir, final)
+            rename_noreplace(run.dir, final)
             run.dir = final
 
     # -- reading ----------------------------------------------------------
@@ -94,10 +122,12 @@ class RunStore:
         """All runs, newest first. Corrupt runs are listed with an error."""
         base = self.trash_dir if deleted else self.runs_dir
         try:
+            # Hidden names are runs being made or purged, never runs.
             names = [n for n in os.listdir(base) if not n.startswith(".")]
         except FileNotFoundError:
             return []
-        entries = [(n, os.path.join(base, n, ".trk", "attrs")) for n in names]
+        entries = [(n, f"{base}/{n}/.trk/attrs") for n in names]
+        checks: dict[str, Any] = {}
         if deleted:
             loaded: dict[str, Any] = {}
             for n, d in entries:
@@ -108,24 +138,50 @@ class RunStore:
         else:
             from .attrindex import RunIndex
 
-            loaded = RunIndex(os.path.join(self.index_dir, "runs.sqlite")).load(entries, read_attrs_dir)
+            index = RunIndex(os.path.join(self.index_dir, "runs.sqlite"))
+            loaded = index.load(entries, read_attrs_dir)
+            checks = index.checks
         runs = []
-        for name in names:
+        for name, attrs_dir in entries:
             value = loaded[name]
-            path = os.path.join(base, name)
+            path = f"{base}/{name}"
             if isinstance(value, Exception):
-                reason = "missing metadata" if isinstance(value, FileNotFoundError) else str(value)
-                self.warnings.append(f"run {name}: {reason} in {path}; listed as error")
-                runs.append(Run(name, path, {"id": name}, error=reason))
+                # Maybe moved or purged by another process while we read it
+                # (and maybe moved back): read again; gone means not listed.
+                try:
+                    value = read_attrs_dir(attrs_dir)
+                except Exception as e:
+                    if not os.path.lexists(path):
+                        continue
+                    value = e
+            if isinstance(value, Exception):
+                runs.append(self._error_run(name, path, value))
             else:
-                runs.append(Run(name, path, value))
+                runs.append(Run(name, path, value, check=checks.get(name)))
         runs.sort(key=lambda r: (r.sort_key, r.id), reverse=True)
         return runs
+
+    def _error_run(self, name: str, path: str, e: Exception) -> Run:
+        """A run whose attrs are bad, with a warning saying why and where."""
+        attrs: dict[str, Any] = {}
+        where = path
+        if isinstance(e, BadAttrs):
+            reason, attrs, where = str(e), e.attrs, e.path
+        elif isinstance(e, OSError):
+            reason = metadata_error(e)
+        else:
+            reason = str(e) or type(e).__name__
+        self._warn(f"run {name[:8]}: {reason} in {where}; listed as error")
+        return Run(name, path, {**attrs, "id": name}, error=reason)
 
     # -- deleting ---------------------------------------------------------
 
     def delete(self, runs: Iterable[Run], force: bool = False) -> list[Run]:
-        """Move runs to the trash; refuse running runs unless `force`."""
+        """Move runs to the trash; refuse running runs unless `force`.
+
+        Runs another process is moving, or has moved, are skipped with a
+        warning; a run whose id is already in the trash is refused.
+        """
         runs = list(runs)
         if not force:
             running = [r for r in runs if r.refresh_status() == "running"]
@@ -135,67 +191,176 @@ class RunStore:
                     f"cannot delete running run{'s' if len(running) > 1 else ''} {ids}",
                     "Stop them first, or use --force.",
                 )
-        os.makedirs(self.trash_dir, exist_ok=True)
-        done = []
-        for run in runs:
-            dest = os.path.join(self.trash_dir, run.id)
-            if os.path.lexists(dest):
-                _remove_tree(dest)
-            os.rename(run.dir, dest)
-            run.dir = dest
-            done.append(run)
-        return done
+        return self._move(runs, self.runs_dir, self.trash_dir, "delete", check_running=not force)
 
     def restore(self, runs: Iterable[Run]) -> list[Run]:
-        """Move deleted runs back from the trash."""
-        os.makedirs(self.runs_dir, exist_ok=True)
-        done = []
+        """Move deleted runs back from the trash (skipping as `delete` does)."""
+        return self._move(list(runs), self.trash_dir, self.runs_dir, "restore", check_running=False)
+
+    def _move(self, runs: list[Run], src_base: str, dst_base: str, verb: str, check_running: bool) -> list[Run]:
         for run in runs:
-            dest = os.path.join(self.runs_dir, run.id)
-            if os.path.lexists(dest):
-                raise TrkError(f"cannot restore {run.short_id}: a run with that id exists")
-            os.rename(run.dir, dest)
-            run.dir = dest
+            _checked_id(run.id)
+        # A run in both places is the user's to sort out; refuse before moving anything.
+        clashes = [r for r in runs if self._in_both(r.id, src_base, dst_base)]
+        if clashes:
+            raise TrkError(_clash(verb, clashes, dst_base), _clash_hint(verb))
+        os.makedirs(dst_base, exist_ok=True)
+        done: list[Run] = []
+        failed: list[str] = []
+        clashed = False
+        for run in runs:
+            src, dst = os.path.join(src_base, run.id), os.path.join(dst_base, run.id)
+            lock = self.move_lock(run.id)
+            if not lock.acquire():
+                self._warn(f"run {run.short_id} is being moved by another process; skipped")
+                continue
+            try:
+                if check_running and is_locked(os.path.join(src, ".trk", "lock")):
+                    self._warn(f"run {run.short_id} started running meanwhile; not deleted (use --force)")
+                    continue
+                rename_noreplace(src, dst)
+            except FileNotFoundError:
+                self._warn(f"run {run.short_id} was already moved by another process; skipped")
+                continue
+            except FileExistsError:
+                failed.append(_clash(verb, [run], dst_base))
+                clashed = True
+                continue
+            except OSError as e:
+                failed.append(f"cannot {verb} run {run.short_id}: {e.strerror or e} ({src})")
+                continue
+            finally:
+                lock.release()
+            run.dir = dst
             done.append(run)
+        if failed:
+            raise MoveError(_failures(failed), _clash_hint(verb) if clashed else None, done)
         return done
 
+    def _in_both(self, run_id: str, base_a: str, base_b: str) -> bool:
+        a, b = os.path.join(base_a, run_id), os.path.join(base_b, run_id)
+        if not (os.path.lexists(a) and os.path.lexists(b)):
+            return False
+        # Two checks are not atomic: another process may have moved the run
+        # between them. Under the move lock, nobody moves it.
+        lock = self.move_lock(run_id)
+        if not lock.acquire():
+            return False  # being moved: not a clash, skipped later
+        try:
+            return os.path.lexists(a) and os.path.lexists(b)
+        finally:
+            lock.release()
+
     def purge(self, runs: Iterable[Run]) -> list[Run]:
-        """Remove deleted runs for good, and their scalar index rows."""
-        done = []
+        """Remove deleted runs for good, and their scalar index rows.
+
+        A run made with --run-dir lives outside the store: only its `.trk`
+        metadata is removed; the user's files stay.
+        """
+        runs = list(runs)
+        # A live purge removes its own `.purge` entry; any other is left by a killed one.
+        clean_leftovers(self.trash_dir, ".purge", min_age=0)
+        done: list[Run] = []
+        failed: list[str] = []
         for run in runs:
-            if not os.path.realpath(run.dir).startswith(self.home + os.sep) or os.path.islink(run.dir):
-                target = os.path.realpath(run.dir)
-                # An external run (--run-dir): the directory is the user's;
-                # remove only what trk wrote there, and only when it is the
-                # run it claims to be.
-                id_file = os.path.join(target, ".trk", "attrs", "id")
-                try:
-                    with open(id_file, encoding="utf-8") as f:
-                        ok = load_attr(f.read()) == run.id
-                except (OSError, ValueError):
-                    ok = False
-                if os.path.islink(run.dir):
-                    os.unlink(run.dir)
-                if ok:
-                    _remove_tree(os.path.join(target, ".trk"))
+            src = os.path.join(self.trash_dir, _checked_id(run.id))
+            lock = self.move_lock(run.id)
+            if not lock.acquire():
+                self._warn(f"run {run.short_id} is being moved by another process; skipped")
+                continue
+            try:
+                target = os.path.realpath(src) if os.path.islink(src) else None
+                # Out of the trash first, atomically: a restore racing this
+                # purge finds the run either in the trash or gone.
+                doomed = os.path.join(self.trash_dir, f".{run.id}.{uuid.uuid4().hex[:8]}.purge")
+                os.rename(src, doomed)
+            except FileNotFoundError:
+                self._warn(f"run {run.short_id} was already restored or purged by another process; skipped")
+                continue
+            except OSError as e:
+                failed.append(f"cannot purge run {run.short_id}: {e.strerror or e} ({src})")
+                continue
+            finally:
+                lock.release()
+            if target is None:
+                shutil.rmtree(doomed, ignore_errors=True)
             else:
-                _remove_tree(run.dir)
+                _remove_external_metadata(self.home, target, run.id)
+                try:
+                    os.unlink(doomed)
+                except FileNotFoundError:
+                    pass  # another purge cleaned it up
             done.append(run)
         self._forget_scalars([r.id for r in done])
+        if failed:
+            raise MoveError(_failures(failed), None, done)
         return done
 
     def _forget_scalars(self, run_ids: list[str]) -> None:
         # Deleted runs keep their rows (restorable); purged ones go.
         if run_ids and os.path.exists(self.scalar_index_path):
+            import sqlite3
+
             index = self.scalar_index()
             try:
                 index.forget(run_ids)
+            except sqlite3.Error as e:
+                # Rows of purged runs are never shown; they only take space.
+                self._warn(f"could not drop the scalars of purged runs from the index ({e})")
             finally:
                 index.close()
 
 
-def _remove_tree(path: str) -> None:
-    if os.path.islink(path):
-        os.unlink(path)
-    else:
-        shutil.rmtree(path, ignore_errors=True)
+def _checked_id(run_id: str) -> str:
+    # An id becomes a path component under runs/, trash/ and locks/.
+    if not run_id or run_id.startswith(".") or "/" in run_id or "\0" in run_id:
+        raise TrkError(f"invalid run id '{run_id}'")
+    return run_id
+
+
+def _clash(verb: str, runs: list[Run], dst_base: str) -> str:
+    ids = ", ".join(r.short_id for r in runs)
+    place = "the trash already holds" if verb == "delete" else "the store already holds"
+    many = len(runs) > 1
+    return (f"cannot {verb} run{'s' if many else ''} {ids}: {place} "
+            f"{'runs with those ids' if many else 'a run with that id'} (in {dst_base})")
+
+
+def _failures(failed: list[str]) -> str:
+    return failed[0] + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else "")
+
+
+def _clash_hint(verb: str) -> str:
+    if verb == "delete":
+        return "Purge or restore the deleted copy first ('trk runs purge ID' or 'trk runs restore ID')."
+    return "Delete or move away the run in the store first ('trk runs rm ID'), then restore."
+
+
+def _check_run_dir(home: str, build: str, force: bool) -> None:
+    """Refuse a --run-dir that trk must not write into."""
+    if is_inside(home, build) or is_inside(build, home):
+        raise TrkError(f"run directory {build} overlaps the run store {home}",
+                       "Choose a directory outside $TRK_HOME for --run-dir.", exit_code=2)
+    if os.path.lexists(build) and not os.path.isdir(build):
+        raise TrkError(f"run directory {build} is not a directory", "Choose a directory for --run-dir.",
+                       exit_code=2)
+    if os.path.lexists(os.path.join(build, ".trk", "attrs")):
+        raise TrkError(f"{build} already holds a run", "Choose an empty directory for --run-dir.", exit_code=2)
+    if os.path.isdir(build) and os.listdir(build) and not force:
+        raise TrkError(f"run directory {build} is not empty",
+                       "Choose an empty or new directory, or use --force-run-dir to run in it anyway.",
+                       exit_code=2)
+
+
+def _remove_external_metadata(home: str, target: str, run_id: str) -> None:
+    """Remove what trk wrote into a --run-dir: its `.trk`, and only when it
+    is the run it claims to be. The directory and its files are the user's."""
+    if is_inside(home, target) or is_inside(target, home):
+        return  # not an external run dir, or its `.trk` may hold the store itself
+    try:
+        with open(os.path.join(target, ".trk", "attrs", "id"), encoding="utf-8") as f:
+            ok = load_attr(f.read()) == run_id
+    except (OSError, ValueError):
+        ok = False
+    if ok:
+        shutil.rmtree(os.path.join(target, ".trk"), ignore_errors=True)

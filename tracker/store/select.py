@@ -8,7 +8,7 @@ digit strings are prefixes too). Several specs select their union.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 from ..errors import RunSpecError
