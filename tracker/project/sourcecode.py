@@ -158,25 +158,27 @@ def copy_source(project_dir: str, dest: str | None, spec: Any = None) -> tuple[l
 def _copy_one(full: str, target: str | None, name: str, selected: bool | None) -> str | None:
     """Copy one source file (if `target`) and return its SHA-256; None when
     it is not part of the snapshot (too big or binary unless selected)."""
+    # O_NOFOLLOW: a file swapped for a link after the walk is not followed out
+    # of the project. O_NONBLOCK: a FIFO is skipped below, not waited on.
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        # O_NOFOLLOW: a file swapped for a link after the walk is not followed out.
-        fd = os.open(full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(os.open(full, flags), "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode) or (selected is None and st.st_size > MAX_SIZE):
+                return None
+            head = f.read(1024)
+            if selected is None and (name.startswith(".") or not _is_text(head)):
+                return None
+            if target is None:
+                return hash_stream(f, first=head)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            try:
+                with open(target, "wb") as out:
+                    file_digest = hash_stream(f, out, first=head)
+            except OSError:
+                os.unlink(target)  # no half file in the snapshot
+                raise
+            os.chmod(target, st.st_mode & 0o777)
+            return file_digest
     except OSError:
         return None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode) or (selected is None and st.st_size > MAX_SIZE):
-            return None
-        try:
-            head = f.read(1024)
-        except OSError:
-            return None
-        if selected is None and (name.startswith(".") or not _is_text(head)):
-            return None
-        if target is None:
-            return hash_stream(f, first=head)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with open(target, "wb") as out:
-            file_digest = hash_stream(f, out, first=head)
-        os.chmod(target, st.st_mode & 0o777)
-        return file_digest
