@@ -426,3 +426,30 @@ def test_line_buffer_passes_overlong_lines_on_in_pieces():
     for _ in range(1000):  # memory stays bounded however long the line
         buf.feed(b"y" * 70)
         assert buf.size <= 100
+
+
+# -- rm --force of a running run -------------------------------------------
+
+
+def test_rm_without_force_refuses_a_running_run(trk, proj):
+    proc = start(trk, proj, "hang")
+    (run_dir,) = wait_ready(trk)
+    p = trk("runs", "rm", "-y", "1", check=False)
+    assert p.returncode == 1 and "cannot delete running run" in p.stderr
+    assert run_dir.exists()
+    trk("stop", "-y")
+    proc.communicate(timeout=30)
+
+
+def test_rm_force_stops_the_run_first_and_records_its_end(trk, proj):
+    proc = start(trk, proj, "hang")
+    (run_dir,) = wait_ready(trk)
+    program = attr(run_dir, "program_pid")
+    p = trk("runs", "rm", "--force", "-y", "1")
+    assert "Deleted 1 run(s)" in p.stdout and "Traceback" not in p.stderr
+    out, err = proc.communicate(timeout=30)
+    assert "Traceback" not in out + err
+    assert not alive(program)
+    trashed = trk.home / "trash" / "runs" / run_dir.name
+    assert attr(trashed, "terminated") is True and attr(trashed, "exit_status") is not None
+    assert json.loads(trk("runs", "deleted", "--json").stdout)[0]["status"] == "terminated"

@@ -89,9 +89,26 @@ def stop(selected: Sequence[Run], timeout: float = 10.0):
     return stop_runs(list(selected), timeout)
 
 
-def delete(selected: Sequence[Run], store: RunStore | None = None, force: bool = False) -> list[Run]:
-    """Move runs to the trash (restorable until purged)."""
-    return (store or RunStore()).delete(selected, force=force)
+def delete(selected: Sequence[Run], store: RunStore | None = None, force: bool = False,
+           timeout: float = 10.0) -> list[Run]:
+    """Move runs to the trash (restorable until purged).
+
+    Running runs are refused, unless `force`: then they are stopped first
+    (as `stop` does) and deleted once their outcome is recorded.
+    """
+    from .errors import TrkError
+
+    store = store or RunStore()
+    selected = list(selected)
+    running = [r for r in selected if r.refresh_status() == "running"]
+    if running and force:
+        still = [o.run.short_id for o in stop(running, timeout) if o.status == "running"]
+        if still:
+            raise TrkError(f"could not stop run{'s' if len(still) > 1 else ''} {', '.join(still)}; nothing deleted",
+                           "Try 'trk stop' with a longer --timeout.")
+        for r in selected:
+            r.refresh_status()
+    return store.delete(selected, force=force)
 
 
 def restore(selected: Sequence[Run], store: RunStore | None = None) -> list[Run]:

@@ -83,7 +83,7 @@ runs.command("deleted", help="List deleted runs (restorable until purged).")(_li
 @runs.command("rm")
 @click.argument("specs", nargs=-1, metavar="[RUN]...")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--force", is_flag=True, help="Delete runs even when they are running.")
+@click.option("--force", is_flag=True, help="Delete running runs too: stop them first (as trk stop does).")
 @filter_options()
 def rm(specs, yes, force, **kw):
     """Delete runs (all matching runs when no RUN is given).
@@ -101,7 +101,9 @@ def rm(specs, yes, force, **kw):
             click.echo(line)
         if not confirm(f"Delete {len(chosen)} run(s)?", yes):
             return
-    _move(st, "Deleted", lambda: st.delete(chosen, force=force))
+    from tracker.api import delete
+
+    _move(st, "Deleted", lambda: delete(chosen, store=st, force=force))
 
 
 @runs.command("restore")
