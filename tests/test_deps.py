@@ -417,3 +417,15 @@ def test_a_dependency_that_cannot_be_placed_fails_without_a_traceback(trk, tmp_p
     p = trk("run", "op", "-y", cwd=proj, check=False)
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert p.stderr.startswith("trk: could not place file:in.csv in run ")
+
+
+def test_named_upstream_run_through_the_api(trk, pipeline, trk_home):
+    import tracker
+    from tracker.store import RunStore
+
+    store = RunStore(str(trk_home))
+    first = tracker.run("prepare", {"rows": 1}, project_dir=str(pipeline), store=store).run
+    tracker.run("prepare", {"rows": 2}, project_dir=str(pipeline), store=store)
+    train = tracker.run("train", {"prepare": first.short_id}, project_dir=str(pipeline), store=store).run
+    assert [d["run"] for d in train.get("deps")] == [first.id]
+    assert "prepare" not in train.flags

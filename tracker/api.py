@@ -29,7 +29,12 @@ def run(
     echo: bool = False,
     **options: Any,
 ):
-    """Run an operation; returns a LaunchResult (run, exit_code, reused, error)."""
+    """Run an operation; returns a LaunchResult (run, exit_code, reused, error).
+
+    `flags` may name an upstream run for a dependency (`{"prepare": "1a2b"}`),
+    as `NAME=RUN` does on the command line.
+    """
+    from .execution.deps_spec import take_dep_specs
     from .execution.launch import RunOptions, launch
     from .execution.process import Sinks
     from .project.loader import load
@@ -38,7 +43,9 @@ def run(
     store = store or RunStore()
     project = load(project_dir)
     op = resolve(project, opspec)
-    resolved, extra = resolve_flags(op, dict(flags or {}), force_flags=options.get("force_flags", False))
+    assigned = dict(flags or {})
+    options.setdefault("dep_specs", take_dep_specs(op, assigned))
+    resolved, extra = resolve_flags(op, assigned, force_flags=options.get("force_flags", False))
     return launch(store, project, op, resolved, RunOptions(**options), Sinks.console() if echo else None, extra)
 
 

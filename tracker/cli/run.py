@@ -58,6 +58,7 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
       trk run train lr=0.01 --label baseline -t exp1
     """
     from tracker.errors import TrkError
+    from tracker.execution.deps_spec import take_dep_specs
     from tracker.execution.launch import RunOptions, launch, relaunch
     from tracker.execution.process import Sinks
     from tracker.project.loader import load
@@ -84,7 +85,7 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
         click.echo(_op_help(op))
         return
     assigned = parse_assigns(list(assigns))
-    dep_specs = _take_dep_specs(op, assigned)
+    dep_specs = take_dep_specs(op, assigned)
     flags, extra = resolve_flags(op, assigned, force_flags=force_flags, help_cmd=opspec)
     opts = RunOptions(label=label, tags=list(tags), run_dir=run_dir, force_run_dir=force_run_dir, stage=stage,
                       force_flags=force_flags,
@@ -147,20 +148,6 @@ def _exit(result) -> None:
     if result.error:
         click.echo(f"trk: {result.error}", err=True)
     sys.exit(exit_code_for(result.exit_code))
-
-
-def _take_dep_specs(op, assigned: dict) -> dict:
-    """`NAME=RUN` on the command line picks the run for dependency NAME."""
-    if not op.config.get("requires"):
-        return {}
-    from tracker.execution.deps import dependency_names
-
-    names = dependency_names(op)
-    specs = {}
-    for name in list(assigned):
-        if name in names and name not in op.flags:
-            specs[name] = str(assigned.pop(name))
-    return specs
 
 
 def _op_help(op) -> str:

@@ -19,10 +19,10 @@ from ..project.loader import OpDef, Project
 from ..store import Run, RunStore
 from .deps_apply import DepsPlan
 from .deps_resolve import Resolved, resolve_file, resolve_operation
-from .deps_spec import Dependency, dependency_names, parse_requires
+from .deps_spec import Dependency, dependency_names, parse_requires, take_dep_specs
 from .deps_url import resolve_url
 
-__all__ = ["Dependency", "DepsPlan", "Resolved", "copy_hashed", "dependency_names", "hash_path",
+__all__ = ["Dependency", "DepsPlan", "Resolved", "copy_hashed", "dependency_names", "hash_path", "take_dep_specs",
            "parse_requires", "plan_dependencies"]
 
 

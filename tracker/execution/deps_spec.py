@@ -143,3 +143,12 @@ def dependency_names(op: OpDef) -> set[str]:
             if dep.alias:
                 names.add(dep.alias)
     return names
+
+
+def take_dep_specs(op: OpDef, assigned: dict[str, Any]) -> dict[str, str]:
+    """Move `NAME=RUN` assignments that name a dependency (not a flag) out of
+    `assigned`; they pick the upstream run for dependency NAME."""
+    if not op.config.get("requires"):
+        return {}
+    names = dependency_names(op)
+    return {name: str(assigned.pop(name)) for name in list(assigned) if name in names and name not in op.flags}
