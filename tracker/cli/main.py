@@ -31,10 +31,13 @@ COMMANDS = {
 
 
 class LazyGroup(click.Group):
+    """A click group whose commands are imported only when used."""
     def list_commands(self, ctx):
+        """Command names, from the table (nothing imported)."""
         return sorted(COMMANDS)
 
     def get_command(self, ctx, name):
+        """Import and return one command."""
         spec = COMMANDS.get(name)
         if spec is None:
             return None
@@ -43,11 +46,13 @@ class LazyGroup(click.Group):
 
     def format_commands(self, ctx, formatter):
         # Short help comes from the table, so `trk --help` imports nothing.
+        """List commands with their short help from the table."""
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
     def invoke(self, ctx):
+        """Run the command; a TrkError becomes `trk: ...`, a hint and its exit code."""
         from tracker.errors import TrkError
 
         try:
@@ -73,6 +78,7 @@ def cli():
 
 
 def main() -> None:
+    """The `trk` console script."""
     try:
         cli(prog_name="trk")
     except KeyboardInterrupt:

@@ -14,6 +14,7 @@ class _TrkLogFormatter(logging.Formatter):
 
 
 def setup_logging(quiet: bool = False) -> None:
+    """Send trk's log lines (`INFO: [trk] ...`) to stderr; warnings only with `quiet`."""
     logger = logging.getLogger("trk")
     if quiet:
         logger.setLevel(logging.WARNING)

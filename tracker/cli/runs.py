@@ -14,6 +14,7 @@ class DefaultListGroup(click.Group):
     """`trk runs ARGS` means `trk runs list ARGS` unless ARGS names a subcommand."""
 
     def parse_args(self, ctx, args):
+        """Treat arguments that name no subcommand as arguments of `list`."""
         if not args or args[0] not in self.commands and args[0] not in ("-h", "--help"):
             args = ["list"] + list(args)
         return super().parse_args(ctx, args)

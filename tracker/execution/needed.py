@@ -39,6 +39,7 @@ def input_differences(run: Run, flags: dict[str, Any], source_digest: str, deps:
 def find_reusable(store: RunStore, project: Project, op: OpDef, flags: dict[str, Any], deps_plan,
                   explain: bool = False, say: Callable[[str], None] | None = None,
                   runs: list[Run] | None = None) -> Run | None:
+    """A completed run of `op` with the same flags, source and dependencies, or None."""
     from ..project.sourcecode import copy_source
 
     say = say or (lambda line: None)

@@ -43,6 +43,7 @@ def rewrite_globals(tree: ast.Module, flags: dict) -> set[str]:
 
 
 def main(argv: list[str]) -> None:
+    """Run MODULE as `__main__` with FLAGS_JSON set as its globals."""
     import importlib.util
     import runpy
 

@@ -86,6 +86,7 @@ def arg_value(value: Any) -> str:
 
 
 def format_assigns(flags: dict[str, Any]) -> str:
+    """Flags as `name=value` words, in order, values quoted as needed."""
     return " ".join(f"{k}={format_value(v)}" for k, v in sorted(flags.items()))
 
 

@@ -42,31 +42,38 @@ class OpDef:
 
     @property
     def fullname(self) -> str:
+        """`model:op`, or `op` for the anonymous model."""
         return f"{self.model}:{self.name}" if self.model else self.name
 
     @property
     def main(self) -> str | None:
+        """The `main:` Python module spec, if any."""
         return self.config.get("main")
 
     @property
     def exec(self) -> str | None:
+        """The `exec:` command template, if any."""
         return self.config.get("exec")
 
     @property
     def steps(self) -> Any:
+        """The raw `steps:` data of a stepped operation."""
         return self.config.get("steps")
 
     @property
     def is_stepped(self) -> bool:
+        """True for a pipeline (an operation with `steps:`)."""
         return "steps" in self.config
 
     @property
     def description(self) -> str:
+        """The operation's description, stripped."""
         return str(self.config.get("description") or "").strip()
 
 
 @dataclass
 class Model:
+    """A model of the project file: a name and its operations."""
     name: str
     operations: dict[str, OpDef] = field(default_factory=dict)
     description: str = ""
@@ -87,6 +94,7 @@ class Project:
 
     @property
     def filename(self) -> str:
+        """The project file's name (`trk.yml` or `guild.yml`)."""
         return os.path.basename(self.path)
 
     def where(self, keypath: tuple) -> str:
@@ -96,6 +104,7 @@ class Project:
 
 
 def find_project_file(dir: str) -> str | None:
+    """The project file in `dir` (trk.yml first, then guild.yml), or None."""
     for name in PROJECT_FILES:
         path = os.path.join(dir, name)
         if os.path.isfile(path):
@@ -120,6 +129,7 @@ def load(dir: str = ".", cache_dir: str | None = None) -> Project:
 
 
 def load_file(path: str, cache_dir: str | None = None) -> Project:
+    """Load one project file (see `load`)."""
     name = os.path.basename(path)
     path = os.path.abspath(path)
     cached = _cached(path, cache_dir)

@@ -24,10 +24,12 @@ _SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".trk", ".guild", "node_modu
 
 @dataclass
 class Rule:
+    """One include or exclude pattern of `sourcecode:`."""
     include: bool
     pattern: str
 
     def matches(self, relpath: str) -> bool:
+        """True when the pattern matches a project-relative path or its file name."""
         p = self.pattern.rstrip("/")
         return (
             fnmatch.fnmatch(relpath, p)

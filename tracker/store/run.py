@@ -44,22 +44,27 @@ class Run:
 
     @property
     def short_id(self) -> str:
+        """The first 8 hex digits of the id."""
         return self.id[:8]
 
     @property
     def meta_dir(self) -> str:
+        """The run's `.trk` metadata directory."""
         return os.path.join(self.dir, ".trk")
 
     @property
     def attrs_dir(self) -> str:
+        """The directory of attr files (`.trk/attrs`)."""
         return os.path.join(self.dir, ".trk", "attrs")
 
     @property
     def output_path(self) -> str:
+        """The saved output of the run's program (`.trk/output`)."""
         return os.path.join(self.dir, ".trk", "output")
 
     @property
     def lock_path(self) -> str:
+        """The lock file its supervisor holds while the run runs."""
         return os.path.join(self.dir, ".trk", "lock")
 
     @property
@@ -111,39 +116,48 @@ class Run:
 
     @property
     def opspec(self) -> str:
+        """The operation, `model:op` (`?` when unknown)."""
         return self._read(("op",)).get("op") or "?"
 
     @property
     def flags(self) -> dict[str, Any]:
+        """Flag values the run ran with."""
         return self._read(("flags",)).get("flags") or {}
 
     @property
     def label(self) -> str:
+        """The run's label ('' when none)."""
         return self._read(("label",)).get("label") or ""
 
     @property
     def tags(self) -> list[str]:
+        """The run's tags."""
         return list(self._read(("tags",)).get("tags") or [])
 
     @property
     def started(self) -> int | None:
+        """When the program started (microseconds), or None."""
         return self._read(("started",)).get("started")
 
     @property
     def stopped(self) -> int | None:
+        """When the run ended (microseconds), or None."""
         return self._read(("stopped",)).get("stopped")
 
     @property
     def sort_key(self) -> int:
         # `initialized` only matters (and is only checked) when not started.
+        """What listings sort by: start time, else creation time."""
         return self.started or self._read(("initialized",)).get("initialized") or 0
 
     @property
     def parent(self) -> str | None:
+        """The id of the pipeline (or batch) run this run is a step of, or None."""
         return self._read(("parent",)).get("parent")
 
     @property
     def status(self) -> str:
+        """running, completed, error, terminated or staged, derived from attrs and the lock."""
         if self._status is None:
             self._status = self._derive_status()
         return self._status
@@ -236,6 +250,7 @@ class Run:
 
     @property
     def duration_us(self) -> int | None:
+        """Run time in microseconds (so far, while running), or None."""
         start = self.started
         if not start:
             return None

@@ -53,6 +53,7 @@ class RunStore:
 
     @property
     def scalar_index_path(self) -> str:
+        """The scalar index database (`index/scalars.sqlite`)."""
         return os.path.join(self.index_dir, "scalars.sqlite")
 
     @property

@@ -19,6 +19,7 @@ _RANGE = re.compile(r"^(\d*):(\d*)$")
 
 @dataclass
 class RunFilter:
+    """Which runs a command takes: by operation, label, tag, status, parent."""
     operations: Sequence[str] = ()
     labels: Sequence[str] = ()
     tags: Sequence[str] = ()
@@ -27,6 +28,7 @@ class RunFilter:
     top_level: bool = False
 
     def matches(self, run: Run) -> bool:
+        """True when `run` passes every filter given."""
         if self.operations and not any(_op_matches(run.opspec, o) for o in self.operations):
             return False
         if self.labels and not any(l in run.label for l in self.labels):
@@ -42,6 +44,7 @@ class RunFilter:
         return True
 
     def apply(self, runs: Sequence[Run]) -> list[Run]:
+        """The runs that pass, in the order given."""
         return [r for r in runs if self.matches(r)]
 
 
