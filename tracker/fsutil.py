@@ -17,7 +17,6 @@ import json
 import os
 import stat
 import sys
-import tempfile
 from typing import Any, BinaryIO, Callable, Iterable
 
 from .errors import TrkError
@@ -28,7 +27,15 @@ def atomic_write(path: str, data: bytes | str) -> None:
     if isinstance(data, str):
         data = data.encode("utf-8")
     dirname = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=dirname, prefix=".tmp-")
+    # O_EXCL on a random name does what tempfile.mkstemp does, without
+    # importing tempfile (and random, shutil...) on every command's path.
+    while True:
+        tmp = os.path.join(dirname, f".tmp-{os.urandom(6).hex()}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
 
 
-class _TrkLogFormatter(logging.Formatter):
-    def format(self, record):
-        return f"{record.levelname}: [trk] {record.getMessage()}"
-
-
 def setup_logging(quiet: bool = False) -> None:
     """Send trk's log lines (`INFO: [trk] ...`) to stderr; warnings only with `quiet`."""
+    import logging
+
+    class _TrkLogFormatter(logging.Formatter):
+        def format(self, record):
+            return f"{record.levelname}: [trk] {record.getMessage()}"
+
     logger = logging.getLogger("trk")
     if quiet:
         logger.setLevel(logging.WARNING)
@@ -66,10 +66,10 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
     from tracker.project.resolve import parse_assigns, resolve, resolve_flags
     from tracker.store.runstore import RunStore
 
-    setup_logging(quiet)
     st = RunStore()
     sinks = Sinks() if quiet else Sinks.console()
     if start_run or restart:
+        setup_logging(quiet)
         from tracker.store.select import select
 
         target = select(st.list(), [start_run or restart])[0]
@@ -82,6 +82,8 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
     for w in project.warnings:
         click.echo(f"trk: warning: {w}", err=True)
     op = resolve(project, opspec)
+    if op.is_stepped:
+        setup_logging(quiet)  # steps log `INFO: [trk] running ...`; a single run logs nothing
     if help_op:
         click.echo(_op_help(op))
         return

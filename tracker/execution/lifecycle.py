@@ -10,7 +10,6 @@ ends is written by `Run.finish` / `Run.fail` / `Run.terminate`.
 from __future__ import annotations
 
 import os
-import socket
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -96,7 +95,7 @@ def prepare(
             "label": label,
             "tags": list(opts.tags),
             "initialized": now_us(),
-            "host": socket.gethostname(),
+            "host": os.uname().nodename,  # gethostname() without importing socket
             "pid": os.getpid(),
         }
         if cmd is not None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import struct
 import time
 from typing import Any, Callable, Iterable
@@ -189,7 +188,7 @@ class FileCheck:
         return False
 
 
-class RunIndex:
+class RunIndex:  # sqlite3 is imported where used: `trk run` never needs it
     """The attrs cache in one SQLite file (a cache: safe to delete)."""
 
     def __init__(self, path: str):
@@ -197,6 +196,8 @@ class RunIndex:
         self.checks: dict[str, FileCheck] = {}  # by run id, for cached runs after load()
 
     def _connect(self) -> sqlite3.Connection:
+        import sqlite3
+
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
         try:
@@ -213,6 +214,8 @@ class RunIndex:
         return db
 
     def _open(self) -> sqlite3.Connection | None:
+        import sqlite3
+
         try:
             return self._connect()
         except sqlite3.OperationalError:
@@ -229,6 +232,8 @@ class RunIndex:
 
     def forget(self, run_id: str) -> None:
         """Drop one run's row (its files changed in place)."""
+        import sqlite3
+
         db = self._open()
         if db is not None:
             try:
@@ -248,6 +253,8 @@ class RunIndex:
         cached, so it is examined again next time. A cached run's files are
         checked later, on use, through `self.checks[run_id]`.
         """
+        import sqlite3
+
         db = self._open()
         cached: dict[str, tuple] = {}
         if db is not None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import shutil
 import sys
 import time
 from typing import Any
@@ -54,7 +53,7 @@ def clean_leftovers(base: str, suffix: str, min_age: float = LEFTOVER_AGE_S, sta
             except FileNotFoundError:
                 pass
         else:
-            shutil.rmtree(path, ignore_errors=True)
+            remove_tree(path)
 
 
 def _lstat(path: str) -> os.stat_result | None:
@@ -142,3 +141,10 @@ def _load_renameat2() -> Any:
     fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
     fn.restype = ctypes.c_int
     return fn
+
+
+def remove_tree(path: str) -> None:
+    """Remove a directory tree, ignoring what is already gone."""
+    import shutil  # here, not at the top: shutil imports lzma, bz2... that `trk run` never needs
+
+    shutil.rmtree(path, ignore_errors=True)

@@ -14,14 +14,13 @@ and one process's delete can never remove what another moved.
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from typing import Any, Iterable
 
 from ..errors import TrkError
 from ..fsutil import is_inside, load_attr
 from .attrindex import BadAttrs, metadata_error, read_attrs_dir
-from .moves import MoveLock, clean_leftovers, rename_noreplace
+from .moves import MoveLock, clean_leftovers, remove_tree, rename_noreplace
 from .run import Run, default_home, is_locked
 
 
@@ -106,7 +105,9 @@ class RunStore:
         if external:
             os.symlink(run.dir, final)
         else:
-            rename_noreplace(run.dir, final)
+            # A plain rename: `final` is a fresh random id, and a rename onto
+            # a non-empty directory fails, so nothing can be replaced.
+            os.rename(run.dir, final)
             run.dir = final
 
     # -- reading ----------------------------------------------------------
@@ -284,7 +285,7 @@ class RunStore:
             finally:
                 lock.release()
             if target is None:
-                shutil.rmtree(doomed, ignore_errors=True)
+                remove_tree(doomed)
             else:
                 _remove_external_metadata(self.home, target, run.id)
                 try:
@@ -364,4 +365,4 @@ def _remove_external_metadata(home: str, target: str, run_id: str) -> None:
     except (OSError, ValueError):
         ok = False
     if ok:
-        shutil.rmtree(os.path.join(target, ".trk"), ignore_errors=True)
+        remove_tree(os.path.join(target, ".trk"))
