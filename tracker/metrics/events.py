@@ -3,7 +3,9 @@
 Records use TFRecord framing (length, masked CRC-32C, data, masked CRC-32C)
 with checksums from the `crc32c` C extension. Scalar events are encoded by
 hand (no protobuf needed to write); reading decodes with tensorboard's
-`event_pb2` and verifies every checksum.
+`event_pb2` and verifies every checksum. `aggregate` sums scalars up per
+tag; `find_event_files` says which event files belong to a run, `prefix_of`
+under which name their scalars show.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import socket
 import struct
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from itertools import count
 
@@ -21,6 +24,7 @@ _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 _F32 = struct.Struct("<f")
 _F64 = struct.Struct("<d")
+STEP_MIN, STEP_MAX = -(1 << 63), (1 << 63) - 1  # an event's step is an int64
 
 
 def _crc32c():
@@ -36,7 +40,7 @@ def masked_crc(data: bytes, _crc=None) -> int:
 
 def _varint(n: int) -> bytes:
     if n < 0:
-        n += 1 << 64
+        n &= 0xFFFFFFFFFFFFFFFF  # two's complement, as protobuf encodes a negative int64
     out = bytearray()
     while True:
         b = n & 0x7F
@@ -59,8 +63,19 @@ def _f32(value: float) -> bytes:
         return _F32.pack(math.inf if value > 0 else -math.inf)
 
 
+def clamp_step(step: int) -> int:
+    """`step` limited to the int64 range of an event's step."""
+    return STEP_MAX if step > STEP_MAX else STEP_MIN if step < STEP_MIN else step
+
+
 def encode_scalar_event(tag: str, value: float, step: int, wall_time: float) -> bytes:
-    """An Event{wall_time, step, summary{value{tag, simple_value}}} message."""
+    """An Event{wall_time, step, summary{value{tag, simple_value}}} message.
+
+    A step beyond int64 is clamped (see `clamp_step`): a longer varint would
+    make the record unreadable, and every record after it with it.
+    """
+    if not -0x8000000000000000 <= step <= 0x7FFFFFFFFFFFFFFF:  # literals: no global lookups per scalar
+        step = clamp_step(step)
     tb = tag.encode("utf-8")
     val = b"\x0a" + _varint(len(tb)) + tb + b"\x15" + _f32(value)
     summary = b"\x0a" + _varint(len(val)) + val
@@ -106,7 +121,13 @@ class EventWriter:
         for tag, value, step in scalars:
             self._append(encode_scalar_event(tag, float(value), int(step), wall))
 
+    @property
+    def pending(self) -> bool:
+        """True when added scalars wait for `flush`."""
+        return bool(self._buf)
+
     def flush(self) -> None:
+        """Write buffered records and flush the file, so readers see them."""
         if self._buf:
             self._f.write(b"".join(self._buf))
             self._buf.clear()
@@ -220,5 +241,125 @@ def read_scalars(path: str, offset: int = 0) -> ReadResult:
     return result
 
 
+def prefix_of(relpath: str) -> str:
+    """Prefix of an event file: its directory, without a trailing `.trk`."""
+    parts = os.path.dirname(relpath).split(os.sep) if os.path.dirname(relpath) else []
+    if parts and parts[-1] in (".trk", ".guild"):
+        parts = parts[:-1]
+    return "/".join(parts)
+
+
+def aggregate(scalars) -> dict[str, list]:
+    """{tag: [first, last, min, max, count, sum, first_step, last_step]} of
+    `(tag, step, value)` scalars; min and max skip NaN values, sum does not."""
+    aggs: dict[str, list] = {}
+    for tag, step, value in scalars:
+        a = aggs.get(tag)
+        if a is None:
+            aggs[tag] = [value, value, value, value, 1, value, step, step]
+            continue
+        if step >= a[7]:
+            a[1], a[7] = value, step
+        if step < a[6]:
+            a[0], a[6] = value, step
+        if value < a[2] or a[2] != a[2]:  # NaN never wins over a number
+            a[2] = value
+        if value > a[3] or a[3] != a[3]:
+            a[3] = value
+        a[4] += 1
+        a[5] += value
+    return aggs
+
+
 def is_event_file(name: str) -> bool:
+    """True for a TensorBoard event file name (`events.out.tfevents.*`)."""
     return name.startswith("events.out.tfevents.") or ".tfevents." in name
+
+
+def find_event_files(run_dir: str) -> list[tuple[str, str]]:
+    """(relative path, path) of the event files of a run and of its steps.
+
+    Only the run's own files count. Files its dependencies placed in it
+    (attr `deps`: linked or copied from an upstream run or the project) are
+    that source's scalars, not the run's. Symlinks are not followed: a link
+    out of the run (`ln -s / root`) would have the walk read the file system.
+    One kind of link is followed, a pipeline's step link: a link to another
+    run directory in the same runs directory (a directory with `.trk/`)
+    that no dependency placed. Its `parent` attr may name another run: a
+    step reused with `--needed` is a run of an earlier pipeline. A step's
+    files count under the link's name (`fit/.trk/events...`), its own steps
+    likewise. Breadth first, so each run is reached by its shortest path.
+    """
+    runs_dir = os.path.realpath(os.path.dirname(os.path.abspath(run_dir)))
+    seen = {os.path.realpath(run_dir)}
+    placed: dict[str, set[str] | None] = {}  # run dir -> what its dependencies placed in it
+
+    def from_dependency(owner: str, rel: str, unknown: bool) -> bool:
+        # `unknown` answers for a run whose `deps` attr is unreadable: its step
+        # links are not followed, its files still count (they are its own, or
+        # copies of a dependency's).
+        if owner not in placed:
+            placed[owner] = dependency_paths(owner)
+        paths = placed[owner]
+        if paths is None:
+            return unknown
+        while rel:  # the path, or a directory above it, was placed
+            if rel in paths:
+                return True
+            rel = os.path.dirname(rel)
+        return False
+
+    found = []
+    queue = deque([("", run_dir, run_dir, "")])  # (relative path, path, dir of the run it is in, that run's rel)
+    while queue:
+        rel, path, owner, base = queue.popleft()
+        try:
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        for e in entries:
+            child = os.path.join(rel, e.name) if rel else e.name
+            own = child[len(base) + 1:] if base else child  # relative to the run it is in
+            try:
+                if e.is_symlink():
+                    real = os.path.realpath(e.path)
+                    is_run = os.path.dirname(real) == runs_dir and os.path.isdir(os.path.join(real, ".trk"))
+                    if real in seen or not is_run or from_dependency(owner, own, True):
+                        continue
+                    seen.add(real)
+                    queue.append((child, e.path, e.path, child))
+                elif e.is_dir(follow_symlinks=False):
+                    queue.append((child, e.path, owner, base))
+                elif (is_event_file(e.name) and e.is_file(follow_symlinks=False)  # not a FIFO: reading would block
+                      and not from_dependency(owner, own, False)):
+                    found.append((child, e.path))
+            except OSError:
+                continue
+    return found
+
+
+def dependency_paths(run_dir: str) -> set[str] | None:
+    """Relative paths of what a run's dependencies placed in it (attr `deps`);
+    None when the attr cannot be read."""
+    from ..fsutil import load_attr
+
+    try:
+        with open(os.path.join(run_dir, ".trk", "attrs", "deps"), encoding="utf-8") as f:
+            records = load_attr(f.read())
+    except FileNotFoundError:
+        return set()
+    except Exception:  # unreadable or not JSON/YAML: a corrupt attr
+        return None
+    if records is None:
+        return set()
+    if not isinstance(records, list):
+        return None
+    paths = set()
+    for r in records:
+        if not isinstance(r, dict):
+            continue
+        files = r.get("files")
+        paths.update(os.path.normpath(p) for p in (files if isinstance(files, list) else []) + [r.get("path")]
+                     if isinstance(p, str) and p)
+    return paths

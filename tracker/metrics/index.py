@@ -1,20 +1,31 @@
 """The scalar index: per run and tag, first/last/min/max/count/avg/steps.
 
 One SQLite database caches aggregates per event file, with how far each
-file was read. A finished run already indexed since it stopped is never
-walked again; an unchanged file is never read again; a grown file is read
-from where the last read stopped. Symlinks are followed, so a pipeline run
-rolls up its steps' scalars under the step names (`train#loss`).
+file was read: a finished run indexed since it stopped is not walked again,
+an unchanged file is not read again, a grown one is read from where the
+last read stopped. A pipeline rolls up its steps' scalars (`train#loss`);
+no other symlink is followed (`events.find_event_files`, imported only when
+there is something to read, so an up-to-date `trk compare` stays light).
+
+Being a cache, a database SQLite finds damaged (confirmed by `PRAGMA
+quick_check`, or a schema not ours) is moved aside as `<db>.corrupt-<time>`
+and rebuilt from the event files, with one entry in `warnings`. Writers hold
+`<db>.lock` ($TRK_INDEX_TIMEOUT seconds at most, default 120), their PID in
+`<db>.lock.pid` so that a process giving up can name the holder.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
+import time
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable, Iterator, TypeVar
 
-from ..fsutil import remove_sqlite
+from ..errors import TrkError
+from ..fsutil import atomic_write
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -25,10 +36,23 @@ CREATE TABLE aggs (run_id TEXT, path TEXT, tag TEXT, first REAL, last REAL, min 
                    count INTEGER, sum REAL, first_step INTEGER, last_step INTEGER,
                    PRIMARY KEY (run_id, path, tag));
 """
+_TABLES = {stmt.split()[2]: " ".join(stmt.split()) for stmt in _SCHEMA.split(";") if stmt.strip()}
+DEFAULT_TIMEOUT = 120.0
+T = TypeVar("T")
+
+
+def _nanmin(a: float, b: float) -> float:
+    return b if b < a or a != a else a  # NaN only when both are
+
+
+def _nanmax(a: float, b: float) -> float:
+    return b if b > a or a != a else a
 
 
 @dataclass
 class Agg:
+    """Aggregates of one tag: min and max skip NaN values; sum and avg do not."""
+
     first: float
     last: float
     min: float
@@ -43,92 +67,233 @@ class Agg:
         return self.sum / self.count if self.count else float("nan")
 
     def merge(self, other: "Agg") -> "Agg":
+        """The aggregates of both value series together."""
         first, first_step = (self.first, self.first_step) if self.first_step <= other.first_step else (other.first, other.first_step)
         last, last_step = (other.last, other.last_step) if other.last_step >= self.last_step else (self.last, self.last_step)
-        return Agg(first, last, min(self.min, other.min), max(self.max, other.max), self.count + other.count,
+        return Agg(first, last, _nanmin(self.min, other.min), _nanmax(self.max, other.max), self.count + other.count,
                    self.sum + other.sum, first_step, last_step)
 
 
-def prefix_of(relpath: str) -> str:
-    """Prefix of an event file: its directory, without a trailing `.trk`."""
-    parts = os.path.dirname(relpath).split(os.sep) if os.path.dirname(relpath) else []
-    if parts and parts[-1] in (".trk", ".guild"):
-        parts = parts[:-1]
-    return "/".join(parts)
+def stored_agg(row) -> Agg:
+    """An Agg from stored values, where NULL stands for NaN (as SQLite stores it)."""
+    if None in row:
+        row = [math.nan if v is None else v for v in row]
+    return Agg(*row)
 
 
-def find_event_files(run_dir: str) -> list[tuple[str, str]]:
-    """(relative path, absolute path) of event files under run_dir, following links."""
-    from .events import is_event_file
+def lock_timeout() -> float:
+    """Seconds to wait for the index lock: $TRK_INDEX_TIMEOUT, else 120."""
+    try:
+        t = float(os.environ.get("TRK_INDEX_TIMEOUT", ""))
+    except ValueError:
+        return DEFAULT_TIMEOUT
+    return t if t >= 0 else DEFAULT_TIMEOUT  # NaN fails the test too
 
-    from collections import deque
 
-    found = []
-    seen = set()
-    queue = deque([""])  # breadth first: a directory reached twice keeps its shortest path
-    while queue:
-        rel = queue.popleft()
-        full = os.path.join(run_dir, rel) if rel else run_dir
+class IndexBusy(TrkError):
+    """Another process holds the scalar index longer than the timeout."""
+
+
+class _Damaged(sqlite3.DatabaseError):
+    """The database is readable but is not a trk scalar index (stale schema)."""
+
+
+def _error_kind(e: sqlite3.DatabaseError) -> str:
+    """'busy', 'damaged' or 'other' for an sqlite3 error."""
+    if isinstance(e, _Damaged):
+        return "damaged"
+    code = getattr(e, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        code &= 0xFF  # the primary result code of an extended one
+        return "busy" if code in (5, 6) else "damaged" if code in (11, 26) else "other"
+    msg = str(e).lower()
+    if "locked" in msg or "busy" in msg:
+        return "busy"
+    return "damaged" if "malformed" in msg or "not a database" in msg or "corrupt" in msg else "other"
+
+
+def _check_schema(db: sqlite3.Connection) -> None:
+    found = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall())
+    for name, sql in _TABLES.items():
+        if " ".join((found.get(name) or "").split()) != sql:
+            raise _Damaged(f"table '{name}' is missing or not the index's" if name not in found
+                           else f"stale schema of table '{name}'")
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
         try:
-            real = os.path.realpath(full)
-            if real in seen:
-                continue
-            seen.add(real)
-            entries = sorted(os.scandir(full), key=lambda e: e.name)
-        except OSError:
-            continue
-        for e in entries:
-            child = os.path.join(rel, e.name) if rel else e.name
-            try:
-                if e.is_dir():  # follows symlinks
-                    queue.append(child)
-                elif is_event_file(e.name):
-                    found.append((child, e.path))
-            except OSError:
-                continue
-    return found
+            db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the transaction is gone already (or the database with it)
+        raise
 
 
 class ScalarIndex:
-    def __init__(self, db_path: str):
+    """The scalar index in one SQLite file; `warnings` collects what a user should hear."""
+
+    def __init__(self, db_path: str, timeout: float | None = None):
         self.db_path = db_path
+        self.timeout = lock_timeout() if timeout is None else float(timeout)
         self.warnings: list[str] = []
         self._db: sqlite3.Connection | None = None
+        self._lock_depth = 0
+        self._refreshed: dict[str, tuple[str, str, str | None]] = {}  # rebuilt after a recovery
+        self._recovered = False
 
     # -- database ---------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
         os.makedirs(os.path.dirname(self.db_path) or ".", exist_ok=True)
-        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version != SCHEMA_VERSION:
-            db.execute("BEGIN IMMEDIATE")
-            for t in ("runs", "files", "aggs"):
-                db.execute(f"DROP TABLE IF EXISTS {t}")
-            for stmt in _SCHEMA.strip().split(";"):
-                if stmt.strip():
-                    db.execute(stmt)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            db.execute("COMMIT")
-        db.execute("SELECT count(*) FROM runs").fetchone()
+        db = sqlite3.connect(self.db_path, timeout=min(self.timeout, 1e6), isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            if db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+                _check_schema(db)
+            else:  # new, or of another version: start afresh
+                with self.locked():
+                    if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                        with _transaction(db):
+                            for t in _TABLES:
+                                db.execute(f"DROP TABLE IF EXISTS {t}")
+                            for sql in _TABLES.values():
+                                db.execute(sql)
+                            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            db.close()
+            raise
         return db
 
     @property
     def db(self) -> sqlite3.Connection:
+        """The open connection (errors reach `_guard`, which recovers)."""
         if self._db is None:
-            try:
-                self._db = self._connect()
-            except sqlite3.DatabaseError:
-                # Deleted, corrupt or foreign: the index is a cache, rebuild it.
-                remove_sqlite(self.db_path)
-                self._db = self._connect()
+            self._db = self._connect()
         return self._db
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        """Close the connection; the index opens again on next use."""
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
+
+    # -- locking and recovery ----------------------------------------------
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the index's write lock (reentrant); IndexBusy after `timeout` seconds."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(self.db_path + ".lock")
+        try:
+            os.makedirs(os.path.dirname(self.db_path) or ".", exist_ok=True)
+            lock.acquire(timeout=self.timeout)
+        except Timeout:
+            raise self._busy() from None
+        except OSError as e:  # e.g. a read-only TRK_HOME
+            raise TrkError(f"cannot lock the scalar index {self.db_path}: {e.strerror or e}") from None
+        pid_file = self.db_path + ".lock.pid"
+        try:
+            with suppress(OSError):  # without it only a waiter's message lacks the PID
+                atomic_write(pid_file, f"{os.getpid()}\n")
+            self._lock_depth = 1
+            yield
+        finally:
+            self._lock_depth = 0
+            with suppress(OSError):
+                os.unlink(pid_file)  # before release: a new holder writes its own
+            lock.release()
+
+    def _busy(self) -> IndexBusy:
+        try:
+            with open(self.db_path + ".lock.pid", encoding="utf-8") as f:
+                who = f"locked by PID {int(f.read().strip())}"
+        except (OSError, ValueError):
+            who = "locked by another process"
+        return IndexBusy(f"the scalar index is busy ({who}); try again",
+                         f"Another trk command is updating {self.db_path}. "
+                         f"TRK_INDEX_TIMEOUT sets how long to wait (now {self.timeout:g} s).")
+
+    def _unusable(self, e: BaseException) -> TrkError:
+        return TrkError(f"cannot use the scalar index {self.db_path}: {e}",
+                        "It only caches the runs' event files: remove it (with its -wal and -shm files) "
+                        "and trk rebuilds it.")
+
+    def _guard(self, op: Callable[[], T]) -> T:
+        """Run `op`; on a damaged database recover once and run it again."""
+        try:
+            return op()
+        except sqlite3.DatabaseError as e:
+            self._recover(e)
+        try:
+            if self._refreshed:  # what this process indexed went with the damaged file
+                self._refresh(list(self._refreshed.values()))
+            return op()
+        except sqlite3.DatabaseError as e:
+            self.close()
+            raise (self._busy() if _error_kind(e) == "busy" else self._unusable(e)) from None
+
+    def _recover(self, e: sqlite3.DatabaseError) -> None:
+        kind = _error_kind(e)
+        self.close()
+        if kind == "busy":
+            raise self._busy() from None
+        if self._recovered:  # damaged again right after a rebuild: not a cache problem
+            raise self._unusable(e) from None
+        self._recovered = True
+        with self.locked():  # no other trk process writes while we look
+            if self._damaged():
+                aside = self._move_aside(e)
+                self.warnings.append(f"the scalar index was damaged ({e}); moved it to {aside}, "
+                                     "rebuilding it from the event files")
+            elif kind == "other":
+                raise self._unusable(e) from None
+            # else: another process moved it aside already
+
+    def _damaged(self) -> bool:
+        """Whether the database file is damaged: `PRAGMA quick_check` or our schema check fails."""
+        if not os.path.exists(self.db_path):
+            return False
+        try:
+            db = sqlite3.connect(self.db_path, timeout=min(self.timeout, 1e6), isolation_level=None)
+            try:
+                if db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+                    _check_schema(db)
+                return db.execute("PRAGMA quick_check").fetchall() != [("ok",)]
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as e:
+            kind = _error_kind(e)
+            if kind == "busy":
+                raise self._busy() from None
+            return kind == "damaged"
+
+    def _move_aside(self, e: BaseException) -> str:
+        aside = base = f"{self.db_path}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+        n = 1
+        while os.path.lexists(aside):
+            aside, n = f"{base}-{n}", n + 1
+        for suffix in ("", "-wal", "-shm", "-journal"):  # a stale WAL must not meet a new database
+            try:
+                os.rename(self.db_path + suffix, aside + suffix)
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                raise TrkError(f"the scalar index {self.db_path} is damaged ({e}) and cannot be moved aside: "
+                               f"{err.strerror or err}", "Remove it; trk rebuilds it from the event files.") from None
+        return aside
 
     # -- refreshing -------------------------------------------------------
 
@@ -139,13 +304,16 @@ class ScalarIndex:
         stamp is skipped without touching its directory.
         """
         runs = list(runs)
+        for r in runs:
+            self._refreshed[r[0]] = r
+        self._guard(lambda: self._refresh(runs))
+
+    def _refresh(self, runs: list[tuple[str, str, str | None]]) -> None:
         stamps = self._stamps([r[0] for r in runs])
         todo = [r for r in runs if r[2] is None or stamps.get(r[0]) != r[2]]
         if not todo:
             return
-        from filelock import FileLock
-
-        with FileLock(self.db_path + ".lock", timeout=120):
+        with self.locked():
             stamps = self._stamps([r[0] for r in todo])
             for run_id, run_dir, stamp in todo:
                 if stamp is not None and stamps.get(run_id) == stamp:
@@ -153,22 +321,18 @@ class ScalarIndex:
                 self._refresh_run(run_id, run_dir, stamp)
 
     def _stamps(self, run_ids: list[str]) -> dict[str, str]:
-        try:
-            rows = self.db.execute("SELECT run_id, stamp FROM runs").fetchall()
-        except sqlite3.DatabaseError:
-            self.close()
-            rows = self.db.execute("SELECT run_id, stamp FROM runs").fetchall()
+        rows = self.db.execute("SELECT run_id, stamp FROM runs").fetchall()
         wanted = set(run_ids)
         return {r: s for r, s in rows if r in wanted}
 
     def _refresh_run(self, run_id: str, run_dir: str, stamp: str | None) -> None:
-        from .events import read_scalars
+        from .events import aggregate, find_event_files, prefix_of, read_scalars  # only when there is work
 
         db = self.db
         known = {p: (size, mtime, offset) for p, size, mtime, offset in
                  db.execute("SELECT path, size, mtime, offset FROM files WHERE run_id = ?", (run_id,))}
         files = find_event_files(run_dir)
-        updates = []  # (path, prefix, size, mtime, offset, new aggs dict or None, replace?)
+        updates = []  # (path, prefix, size, mtime, offset, {tag: aggregate values}, replace?)
         for rel, full in files:
             try:
                 st = os.stat(full)
@@ -184,26 +348,10 @@ class ScalarIndex:
                 self.warnings.append(res.warning)
             elif res.truncated and stamp is not None:
                 self.warnings.append(f"{full}: ends inside a record at byte {res.end_offset} (truncated file)")
-            aggs: dict[str, Agg] = {}
-            for tag, step, value in res.scalars:
-                a = aggs.get(tag)
-                if a is None:
-                    aggs[tag] = Agg(value, value, value, value, 1, value, step, step)
-                else:
-                    if step >= a.last_step:
-                        a.last, a.last_step = value, step
-                    if step < a.first_step:
-                        a.first, a.first_step = value, step
-                    if value < a.min:
-                        a.min = value
-                    if value > a.max:
-                        a.max = value
-                    a.count += 1
-                    a.sum += value
-            updates.append((rel, prefix_of(rel), st.st_size, st.st_mtime_ns, res.end_offset, aggs, not grown))
+            updates.append((rel, prefix_of(rel), st.st_size, st.st_mtime_ns, res.end_offset,
+                            aggregate(res.scalars), not grown))
         gone = [p for p in known if p not in {rel for rel, _ in files}]
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(db):
             for path in gone:
                 db.execute("DELETE FROM files WHERE run_id = ? AND path = ?", (run_id, path))
                 db.execute("DELETE FROM aggs WHERE run_id = ? AND path = ?", (run_id, path))
@@ -212,10 +360,11 @@ class ScalarIndex:
                     db.execute("DELETE FROM aggs WHERE run_id = ? AND path = ?", (run_id, rel))
                     old = {}
                 else:
-                    old = {row[0]: Agg(*row[1:]) for row in db.execute(
+                    old = {row[0]: stored_agg(row[1:]) for row in db.execute(
                         "SELECT tag, first, last, min, max, count, sum, first_step, last_step FROM aggs "
                         "WHERE run_id = ? AND path = ?", (run_id, rel))}
-                for tag, a in aggs.items():
+                for tag, values in aggs.items():
+                    a = Agg(*values)
                     if tag in old:
                         a = old[tag].merge(a)
                     db.execute("INSERT OR REPLACE INTO aggs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -224,24 +373,29 @@ class ScalarIndex:
                 db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)",
                            (run_id, rel, prefix, size, mtime, offset))
             db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?)", (run_id, stamp))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def forget(self, run_ids: Iterable[str]) -> None:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
+        """Drop the rows of these runs (purged runs)."""
+        run_ids = list(run_ids)
         for run_id in run_ids:
-            for t in ("runs", "files", "aggs"):
-                db.execute(f"DELETE FROM {t} WHERE run_id = ?", (run_id,))
-        db.execute("COMMIT")
+            self._refreshed.pop(run_id, None)
+        self._guard(lambda: self._forget(run_ids))
+
+    def _forget(self, run_ids: list[str]) -> None:
+        db = self.db
+        with self.locked(), _transaction(db):
+            for run_id in run_ids:
+                for t in _TABLES:
+                    db.execute(f"DELETE FROM {t} WHERE run_id = ?", (run_id,))
 
     # -- reading ----------------------------------------------------------
 
     def get(self, run_ids: Iterable[str]) -> dict[str, dict[tuple[str, str], Agg]]:
         """{run_id: {(prefix, tag): Agg}} for the given runs."""
         wanted = set(run_ids)
+        return self._guard(lambda: self._get(wanted))
+
+    def _get(self, wanted: set[str]) -> dict[str, dict[tuple[str, str], Agg]]:
         out: dict[str, dict[tuple[str, str], Agg]] = {}
         sql = ("SELECT a.run_id, f.prefix, a.tag, a.first, a.last, a.min, a.max, a.count, a.sum, a.first_step, "
                "a.last_step FROM aggs a JOIN files f ON a.run_id = f.run_id AND a.path = f.path")
@@ -255,6 +409,6 @@ class ScalarIndex:
                 continue
             key = (prefix, tag)
             aggs = out.setdefault(run_id, {})
-            a = Agg(*vals)
+            a = Agg(*vals) if None not in vals else stored_agg(vals)
             aggs[key] = aggs[key].merge(a) if key in aggs else a
         return out

@@ -2,7 +2,9 @@
 
 Lines are matched against the operation's `output-scalars` patterns in a
 background thread, so the pipe from the program is drained at full speed;
-matches are written to a TensorBoard event file, flushed every 2 seconds.
+matches are written to a TensorBoard event file, flushed at most
+FLUSH_SECONDS after they are printed (so `trk compare` sees a running run's
+scalars) and when the run ends.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import re
 import threading
 import time
 from typing import Any
+
+from .events import STEP_MAX, STEP_MIN  # light: events imports protobuf and crc32c only when used
 
 # `key=value` / `key: value` on a line of its own; the key has no spaces.
 DEFAULT_PATTERN = rb"^[ \t]*([^\s:=]+)[ \t]*[:=][ \t]*(-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|-?nan|-?inf)[ \t]*\r?$"
@@ -70,8 +74,30 @@ def _to_float(s: str) -> float | None:
         return None
 
 
+def _as_step(text: str | bytes, current: int) -> int:
+    """The step a printed `step` value sets: an integer is taken exactly, a
+    float is truncated; NaN, infinities and non-numbers leave `current`.
+
+    A step beyond the int64 range of TensorBoard's steps (`step:
+    99999999999999999999`) is clamped to it, so the scalars that follow are
+    still recorded, at the largest (or smallest) step an event file holds.
+    """
+    try:
+        n = int(text)
+    except ValueError:
+        v = _to_float(text.decode("ascii", "replace") if isinstance(text, bytes) else text)
+        if v is None or math.isnan(v) or math.isinf(v):
+            return current
+        n = int(v)
+    return n if STEP_MIN <= n <= STEP_MAX else STEP_MAX if n > 0 else STEP_MIN
+
+
 def parse_lines(spec: OutputScalarSpec, data: bytes, step: int) -> tuple[list[tuple[str, float, int]], int]:
-    """Scalars (tag, value, step) in complete lines of `data`; returns the new step."""
+    """Scalars (tag, value, step) in complete lines of `data`; returns the new step.
+
+    Step lines set the step of the scalars after them (see `_as_step`: a step
+    beyond int64 is clamped to it, a non-finite one is ignored).
+    """
     out: list[tuple[str, float, int]] = []
     if spec.default is not None:
         for m in spec.default.finditer(data):
@@ -81,8 +107,7 @@ def parse_lines(spec: OutputScalarSpec, data: bytes, step: int) -> tuple[list[tu
             except ValueError:
                 continue
             if key == b"step":
-                if not math.isnan(value) and not math.isinf(value):
-                    step = int(value)
+                step = _as_step(m.group(2), step)
                 continue
             out.append((key.decode("utf-8", "replace"), value, step))
         return out, step
@@ -90,9 +115,9 @@ def parse_lines(spec: OutputScalarSpec, data: bytes, step: int) -> tuple[list[tu
         if spec.step is not None:
             m = spec.step.search(line)
             if m:
-                v = _to_float(m.group(1) if m.groups() else m.group(0))
-                if v is not None:
-                    step = int(v)
+                text = m.group(1) if m.groups() else m.group(0)
+                if text is not None:
+                    step = _as_step(text.strip(), step)
         for tag, rx in spec.tagged:
             m = rx.search(line)
             if m:
@@ -103,9 +128,7 @@ def parse_lines(spec: OutputScalarSpec, data: bytes, step: int) -> tuple[list[tu
             for m in rx.finditer(line):
                 g = m.groupdict()
                 if g.get("step") is not None:
-                    v = _to_float(g["step"])
-                    if v is not None:
-                        step = int(v)
+                    step = _as_step(g["step"].strip(), step)
                 if g.get("key") is not None and g.get("value") is not None:
                     v = _to_float(g["value"])
                     if v is not None:
@@ -131,6 +154,7 @@ class OutputScalars:
         self._error: BaseException | None = None
 
     def feed(self, data: bytes) -> None:
+        """Queue output bytes for the worker (lines may be split anywhere)."""
         if not data or not self.spec.enabled:
             return
         if self._thread is None:
@@ -139,9 +163,10 @@ class OutputScalars:
         self._q.put(data)
 
     def maybe_flush(self) -> None:
-        pass  # the worker flushes on its own every FLUSH_SECONDS
+        """Nothing to do: the worker flushes within FLUSH_SECONDS on its own."""
 
     def close(self) -> None:
+        """Parse what is left, then flush and close the event file."""
         if self._thread is not None:
             self._q.put(None)
             self._thread.join()
@@ -153,10 +178,14 @@ class OutputScalars:
             self.writer.close()
 
     def _work(self) -> None:
-        last_flush = time.monotonic()
+        # The flush deadline runs from the first unflushed scalar, so a scalar
+        # reaches the file within FLUSH_SECONDS however the output trickles in
+        # (a timeout restarted at every chunk could hold it back for longer).
+        dirty_since = None
         while True:
+            timeout = None if dirty_since is None else max(0.0, dirty_since + FLUSH_SECONDS - time.monotonic())
             try:
-                item = self._q.get(timeout=FLUSH_SECONDS)
+                item = self._q.get(timeout=timeout)
             except queue.Empty:
                 item = b""
             if item is None:
@@ -181,10 +210,13 @@ class OutputScalars:
                     logging.getLogger("trk").warning(f"output scalars: {e}")
                 if done:
                     break
-            now = time.monotonic()
-            if self.writer is not None and now - last_flush >= FLUSH_SECONDS:
-                self.writer.flush()
-                last_flush = now
+            if self.writer is not None and self.writer.pending:
+                now = time.monotonic()
+                if dirty_since is None:
+                    dirty_since = now
+                if now - dirty_since >= FLUSH_SECONDS:
+                    self.writer.flush()
+                    dirty_since = None
         if self.writer is not None:
             self.writer.flush()
 

@@ -70,11 +70,12 @@ class Comparison:
         self.by_id = {r.id: r for r in all_runs}
         self.steps: dict[str, dict[str, Run]] = {}
         for r in all_runs:
-            if r.parent and r.get("step"):
-                self.steps.setdefault(r.parent, {}).setdefault(r.get("step"), r)
+            parent, step = _parent_of(r), r.get("step")
+            if parent and isinstance(step, str) and step:  # hand-edited attrs may hold anything
+                self.steps.setdefault(parent, {}).setdefault(step, r)
         wanted = {r.id: r for r in self.runs}
         for r in self.runs:  # a step row may show its pipeline's scalars
-            p = self.by_id.get(r.parent) if r.parent else None
+            p = self.by_id.get(_parent_of(r))
             if p is not None:
                 wanted.setdefault(p.id, p)
         self.index = store.scalar_index()
@@ -119,13 +120,13 @@ class Comparison:
         if name == "label":
             return run.label
         if name == "tags":
-            return " ".join(run.tags)
+            return " ".join(str(t) for t in run.tags)
         return run.get(name)
 
     def _pipeline_of(self, run: Run) -> Run | None:
         if run.id in self.steps:
             return run
-        return self.by_id.get(run.parent) if run.parent else None
+        return self.by_id.get(_parent_of(run))
 
     def _flag(self, run: Run, name: str) -> Any:
         if name in run.flags:
@@ -140,15 +141,22 @@ class Comparison:
 
     def _scalar(self, run: Run, key: str, qualifier: str) -> Any:
         agg = lookup(self.scalars.get(run.id, {}), key)
-        if agg is None and "#" in key and run.parent:
+        parent = _parent_of(run)
+        if agg is None and "#" in key and parent:
             # `fit#loss` on a step row: the sibling step's scalar, found under
             # the pipeline run, which rolls up every step.
-            agg = lookup(self.scalars.get(run.parent, {}), key)
+            agg = lookup(self.scalars.get(parent, {}), key)
         if agg is None:
             return None
         if qualifier == "step":
             return agg.last_step
         return getattr(agg, qualifier)
+
+
+def _parent_of(run: Run) -> str | None:
+    """The run's parent id, or None when there is none or it is not an id."""
+    parent = run.parent
+    return parent if isinstance(parent, str) and parent else None
 
 
 def lookup(aggs: dict, key: str):
@@ -172,18 +180,23 @@ def lookup(aggs: dict, key: str):
 
 
 def sort_rows(headers: list[str], rows: list[list[Any]], min_col: str | None, max_col: str | None) -> list[list[Any]]:
+    """Rows sorted by a column (numbers first, NaN last); others keep their order."""
     col = min_col or max_col
     if not col:
         return rows
     if col not in headers:
         raise TrkError(f"cannot sort by '{col}': no such column", "Columns: " + ", ".join(headers))
     i = headers.index(col)
-    present = [r for r in rows if isinstance(r[i], (int, float)) and not isinstance(r[i], bool)]
-    others = [r for r in rows if r not in present]
+    present, others = [], []
+    for r in rows:
+        v = r[i]
+        number = isinstance(v, (int, float)) and not isinstance(v, bool) and v == v  # NaN would scramble the sort
+        (present if number else others).append(r)
     present.sort(key=lambda r: r[i], reverse=bool(max_col))
     return present + others
 
 
 def skip_unchanged(headers: list[str], kinds: list[str], rows: list[list[Any]]):
+    """Drop the columns (but `run`) whose value is the same in every row."""
     keep = [0] + [i for i in range(1, len(headers)) if len({repr(r[i]) for r in rows}) > 1]
     return [headers[i] for i in keep], [kinds[i] for i in keep], [[r[i] for i in keep] for r in rows]

@@ -1,7 +1,10 @@
 """Serving runs with the real TensorBoard (the tensorboard package).
 
-The logdir is a temporary directory of symlinks named after the runs, so
-TensorBoard shows `<short id> <op> <label>` for each.
+The logdir is a temporary directory named after the runs, so TensorBoard
+shows `<short id> <op> <label>` for each. It holds links to the runs' own
+event files only (`find_event_files`), not to the run directories:
+TensorBoard follows every symlink it meets, with no guard against cycles,
+so a run holding `ln -s / root` would have it walk the whole file system.
 """
 
 from __future__ import annotations
@@ -16,18 +19,32 @@ from typing import Callable, Sequence
 
 from ..store import Run
 
+RELOAD_SECONDS = 5  # TensorBoard's reload interval, and how often new event files are linked
+
 
 def run_link_name(run: Run) -> str:
+    """The logdir name of a run: `<short id> <op> <label>`."""
     name = f"{run.short_id} {run.opspec} {run.label}".strip()
     return re.sub(r"[/\0]", "_", name)[:200]
 
 
 def make_logdir(runs: Sequence[Run], logdir: str) -> None:
+    """Link the runs' event files into `logdir/<run name>/<their dir in the run>/`;
+    links made before stay, so calling it again adds new event files."""
+    from ..metrics.events import find_event_files
+
     os.makedirs(logdir, exist_ok=True)
     for run in runs:
-        link = os.path.join(logdir, run_link_name(run))
-        if not os.path.lexists(link):
-            os.symlink(os.path.realpath(run.dir), link)
+        top = os.path.join(logdir, run_link_name(run))
+        for rel, path in find_event_files(run.dir):
+            link = os.path.join(top, rel)
+            if os.path.lexists(link):
+                continue
+            try:
+                os.makedirs(os.path.dirname(link), exist_ok=True)
+                os.symlink(os.path.realpath(path), link)
+            except OSError:
+                continue  # e.g. a file and a directory of the same name: TensorBoard misses one file
 
 
 def free_port(host: str) -> int:
@@ -50,14 +67,19 @@ def serve(runs: Sequence[Run], host: str = "127.0.0.1", port: int = 0, logdir: s
     try:
         make_logdir(runs, logdir)
         tb = program.TensorBoard()
-        tb.configure(logdir=logdir, host=host, port=port or free_port(host), reload_interval=5)
+        tb.configure(logdir=logdir, host=host, port=port or free_port(host), reload_interval=RELOAD_SECONDS)
         url = tb.launch()
         if on_ready:
             on_ready(url)
         end = time.monotonic() + stop_after if stop_after else None
+        live = [r for r in runs if r.index_stamp is None]  # may still write new event files
+        synced = time.monotonic()
         try:
             while end is None or time.monotonic() < end:
                 time.sleep(0.5)
+                if live and time.monotonic() - synced >= RELOAD_SECONDS:
+                    make_logdir(live, logdir)
+                    synced = time.monotonic()
         except KeyboardInterrupt:
             pass
     finally:
