@@ -101,6 +101,7 @@ def test_purge_works_on_a_damaged_index(trk, tmp_path):
     p = trk("runs", "purge", "-y", check=False)
     assert (p.returncode, "Traceback" in p.stderr) == (0, False), p.stderr
     assert "Purged 2 run(s)" in p.stdout
+    assert "the scalar index was damaged" in p.stderr
     assert [n for n in os.listdir(db.parent) if n.startswith("scalars.sqlite.corrupt-")]
     assert [r["m299"] for r in compare_json(trk, "-cc", "#m299")] == [299.5]
     con = sqlite3.connect(db)

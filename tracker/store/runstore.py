@@ -303,14 +303,18 @@ class RunStore:
         if run_ids and os.path.exists(self.scalar_index_path):
             import sqlite3
 
+            from ..errors import TrkError
+
             index = self.scalar_index()
             try:
                 index.forget(run_ids)
-            except sqlite3.Error as e:
+            except (sqlite3.Error, TrkError) as e:
                 # Rows of purged runs are never shown; they only take space.
                 self._warn(f"could not drop the scalars of purged runs from the index ({e})")
             finally:
                 index.close()
+                for w in index.warnings:  # e.g. a damaged index moved aside
+                    self._warn(w)
 
 
 def _checked_id(run_id: str) -> str:
