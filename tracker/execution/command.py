@@ -57,6 +57,17 @@ def command_argv(op: OpDef, flags: dict[str, Any], project_dir: str | None = Non
     return argv
 
 
+def _split(template: str, key: str, op: OpDef) -> list[str]:
+    """Split an `exec:`/`main:` template into words, as a shell would (no expansion)."""
+    try:
+        words = shlex.split(template)
+    except ValueError as e:
+        raise OpError(f"invalid {key} for {op.fullname}: {e}") from None
+    if not words:
+        raise OpError(f"empty {key} for {op.fullname}")
+    return words
+
+
 def _argv(op: OpDef, flags: dict[str, Any], project_dir: str | None) -> list[str]:
     """Build the argv list for a `main` or `exec` operation.
 
@@ -66,12 +77,7 @@ def _argv(op: OpDef, flags: dict[str, Any], project_dir: str | None) -> list[str
     no arguments gets its flags as globals (see `tracker.execution.pymain`).
     """
     if op.exec is not None:
-        try:
-            tmpl = shlex.split(op.exec)
-        except ValueError as e:
-            raise OpError(f"invalid exec for {op.fullname}: {e}") from None
-        if not tmpl:
-            raise OpError(f"empty exec for {op.fullname}")
+        tmpl = _split(op.exec, "exec", op)
         argv = []
         shell = os.path.basename(tmpl[0]) in _SHELLS
         for i, item in enumerate(tmpl):
@@ -81,12 +87,7 @@ def _argv(op: OpDef, flags: dict[str, Any], project_dir: str | None) -> list[str
             argv[0] = sys.executable
         return argv
     if op.main is not None:
-        try:
-            parts = shlex.split(op.main)
-        except ValueError as e:
-            raise OpError(f"invalid main for {op.fullname}: {e}") from None
-        if not parts:
-            raise OpError(f"empty main for {op.fullname}")
+        parts = _split(op.main, "main", op)
         module, args = parts[0].replace("/", "."), [interpolate(a, flags) for a in parts[1:]]
         referenced = set(FLAG_REF.findall(op.main))
         if flags_dest(op, project_dir) == "globals":
