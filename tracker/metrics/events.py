@@ -34,6 +34,7 @@ def _crc32c():
 
 
 def masked_crc(data: bytes, _crc=None) -> int:
+    """TFRecord's masked CRC-32C of `data`."""
     crc = (_crc or _crc32c())(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
@@ -83,6 +84,7 @@ def encode_scalar_event(tag: str, value: float, step: int, wall_time: float) -> 
 
 
 def encode_file_version(wall_time: float) -> bytes:
+    """The first event of every event file: its format version."""
     v = b"brain.Event:2"
     return b"\x09" + _F64.pack(wall_time) + b"\x1a" + _varint(len(v)) + v
 
@@ -114,9 +116,11 @@ class EventWriter:
         )
 
     def add_scalar(self, tag: str, value: float, step: int, wall_time: float | None = None) -> None:
+        """Append one scalar (written at the next flush)."""
         self._append(encode_scalar_event(tag, float(value), int(step), wall_time or time.time()))
 
     def add_scalars(self, scalars, wall_time: float | None = None) -> None:
+        """Append several (tag, value, step) scalars at one wall time."""
         wall = wall_time or time.time()
         for tag, value, step in scalars:
             self._append(encode_scalar_event(tag, float(value), int(step), wall))
@@ -134,6 +138,7 @@ class EventWriter:
         self._f.flush()
 
     def close(self) -> None:
+        """Flush and close the file."""
         if not self._f.closed:
             self.flush()
             self._f.close()
@@ -141,6 +146,7 @@ class EventWriter:
 
 @dataclass
 class ReadResult:
+    """Scalars read from an event file, and where a next read continues."""
     scalars: list = field(default_factory=list)  # (tag, step, value)
     end_offset: int = 0
     warning: str | None = None

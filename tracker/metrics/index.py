@@ -64,6 +64,7 @@ class Agg:
 
     @property
     def avg(self) -> float:
+        """The mean of the values seen."""
         return self.sum / self.count if self.count else float("nan")
 
     def merge(self, other: "Agg") -> "Agg":

@@ -57,6 +57,7 @@ class OutputScalarSpec:
 
     @property
     def enabled(self) -> bool:
+        """False when `output-scalars` is off, or has no pattern."""
         return bool(self.default or self.tagged or self.named)
 
 

@@ -23,6 +23,7 @@ _SCALAR = re.compile(r"^(?:(last|first|min|max|avg|count|step)\s+)?(\S+?)(?:\s+a
 
 @dataclass
 class Column:
+    """One column of a comparison: an attr, a flag or a scalar, with its header."""
     kind: str  # "attr", "flag" or "scalar"
     key: str  # attr name, flag name, or scalar key (`tag` or `prefix#tag`)
     header: str
@@ -84,6 +85,7 @@ class Comparison:
         self.warnings = list(getattr(self.index, "warnings", []) or [])
 
     def default_columns(self) -> list[Column]:
+        """Columns when none are given: attrs, every flag, every scalar tag."""
         cols = [Column("attr", a, a) for a in ("operation", "started", "time", "status", "label")]
         flags = sorted({f for r in self.runs for f in r.flags})
         cols += [Column("flag", f, f) for f in flags]
@@ -100,6 +102,7 @@ class Comparison:
         return headers, rows
 
     def value(self, run: Run, col: Column) -> Any:
+        """The raw value of `col` for `run` (None when it has none)."""
         if col.kind == "attr":
             return self._attr(run, col.key)
         if col.kind == "flag":

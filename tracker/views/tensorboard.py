@@ -48,6 +48,7 @@ def make_logdir(runs: Sequence[Run], logdir: str) -> None:
 
 
 def free_port(host: str) -> int:
+    """A free TCP port on `host`."""
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
