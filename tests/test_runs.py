@@ -262,3 +262,16 @@ def test_malformed_project_file_names_file_and_line(trk, tmp_path):
     assert p.returncode == 1 and p.stderr.startswith("trk: trk.yml, line 3: ")
     p = trk("run", "train", "-y", cwd=tmp_path, check=False)
     assert p.returncode == 1 and "no project file in" in p.stderr
+
+
+def test_python_programs_leave_no_bytecode_cache_in_the_run(trk, project):
+    import subprocess
+    import sys
+
+    env = trk.env()
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    p = subprocess.run([sys.executable, "-m", "tracker", "run", "train", "-y"], cwd=project, env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.returncode == 0, p.stderr
+    run_dir = trk("select", "--path").stdout.strip()
+    assert not os.path.exists(os.path.join(run_dir, "__pycache__"))

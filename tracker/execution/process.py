@@ -170,6 +170,9 @@ def program_env(run: Run, extra: dict[str, str] | None = None) -> dict[str, str]
         RUN_DIR=run.dir,
         RUN_ID=run.id,
         PYTHONUNBUFFERED="1",
+        # The run directory is a record of the run: no __pycache__ of the
+        # source snapshot in it (an operation's env: may turn this off).
+        PYTHONDONTWRITEBYTECODE="1",
     )
     if extra:
         env.update({str(k): str(v) for k, v in extra.items()})
