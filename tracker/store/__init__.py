@@ -4,7 +4,7 @@ Owns everything under `$TRK_HOME`. May import `tracker.errors` and
 `tracker.fsutil` only; everything else in trk builds on it.
 """
 
-from .attrindex import BadAttrs
+from .attrs import BadAttrs
 from .run import Run, RunLock, default_home, now_us
 from .runstore import MoveError, RunStore
 

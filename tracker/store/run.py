@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import time
 from typing import Any
 
 from ..fsutil import atomic_write, dump_attr
-from .attrindex import BadAttrs, FileCheck, metadata_error, read_attrs_dir
+from .attrs import BadAttrs, FileCheck, metadata_error, read_attrs_dir
+
+
+# The attrs a run from the index has without parsing its JSON (runindex.SUMMARY).
+_SUMMARY = frozenset(("id", "op", "label", "tags", "parent", "step", "started", "initialized", "stopped",
+                      "exit_status", "terminated", "staged"))
 
 
 def default_home() -> str:
@@ -27,17 +33,44 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+def derive_status(attrs: dict[str, Any], bad: str | None, locked) -> str:
+    """A run's status from its attrs; `locked()` is asked only for a run
+    that has not finished (is its supervisor alive?)."""
+    if bad:
+        return "error"
+    if "exit_status" in attrs:
+        code = attrs["exit_status"]
+        if attrs.get("terminated"):
+            return "terminated"
+        if code == 0:
+            return "completed"
+        return "terminated" if isinstance(code, int) and code < 0 else "error"
+    if locked():
+        return "running"
+    if attrs.get("staged") and not attrs.get("started"):
+        return "staged"
+    # Started, but nobody holds the lock and no exit status was written:
+    # the supervising process died (kill -9, power loss).
+    return "terminated"
+
+
 class Run:
     """One run: its directory and attributes. Status is derived on demand."""
 
     def __init__(self, id: str, dir: str, attrs: dict[str, Any] | None = None, error: str | None = None,
-                 check: FileCheck | None = None):
+                 check: FileCheck | None = None, summary: dict[str, Any] | None = None,
+                 attrs_json: str | None = None, on_write: Any = None):
         self.id = id
         self.dir = dir
         self._attrs = attrs
         self.error = error  # set when the run's metadata is corrupt or missing
         self._status: str | None = None
-        self._check = check  # set when `attrs` came from the attrs cache
+        self._check = check  # set when `attrs` came from the run index
+        # From the run index: the attrs every listing needs (`summary`, the
+        # names of runindex.SUMMARY), and the rest as JSON, parsed on use.
+        self._summary = summary
+        self._json = attrs_json
+        self._on_write = on_write  # the store's index, told of every attr trk writes
 
     def __repr__(self) -> str:
         return f"<Run {self.short_id} {self.opspec}>"
@@ -85,6 +118,15 @@ class Run:
                 self._check = None
             if check.changed(names):
                 self._check, self._attrs, self._status = None, None, None
+                self._summary = self._json = None
+        if self._attrs is None and self._summary is not None:
+            if names is not None and all(n in _SUMMARY for n in names):
+                return self._summary
+            try:
+                self._attrs = json.loads(self._json)
+            except (TypeError, ValueError):
+                self._attrs = None
+            self._summary = self._json = None
         if self._attrs is None:
             try:
                 self._attrs = read_attrs_dir(self.attrs_dir)
@@ -104,6 +146,8 @@ class Run:
         atomic_write(os.path.join(self.attrs_dir, name), dump_attr(value))
         self.attrs[name] = value
         self._status = None
+        if self._on_write is not None:
+            self._on_write(self)
 
     def del_attr(self, name: str) -> None:
         """Remove one attr, if present."""
@@ -113,6 +157,8 @@ class Run:
             pass
         self.attrs.pop(name, None)
         self._status = None
+        if self._on_write is not None:
+            self._on_write(self)
 
     @property
     def opspec(self) -> str:
@@ -169,22 +215,7 @@ class Run:
 
     def _derive_status(self) -> str:
         attrs = self._read(("exit_status", "terminated", "staged", "started"))
-        if self.error:
-            return "error"
-        if "exit_status" in attrs:
-            if attrs.get("terminated"):
-                return "terminated"
-            code = attrs["exit_status"]
-            if code == 0:
-                return "completed"
-            return "terminated" if isinstance(code, int) and code < 0 else "error"
-        if is_locked(self.lock_path):
-            return "running"
-        if attrs.get("staged") and not attrs.get("started"):
-            return "staged"
-        # Started but nobody holds the lock and no exit status was written:
-        # the supervising process died (kill -9, power loss).
-        return "terminated"
+        return derive_status(attrs, self.error, lambda: is_locked(self.lock_path))
 
     @property
     def index_stamp(self) -> str | None:

@@ -13,15 +13,17 @@ and one process's delete can never remove what another moved.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from ..errors import TrkError
 from ..fsutil import is_inside, load_attr
-from .attrindex import BadAttrs, metadata_error, read_attrs_dir
+from .attrs import FileCheck
 from .moves import MoveLock, clean_leftovers, remove_tree, rename_noreplace
 from .run import Run, default_home, is_locked
+from .runindex import RUNS, SUMMARY, TRASH, RunIndex
 
 
 class MoveError(TrkError):
@@ -43,6 +45,7 @@ class RunStore:
         self.index_dir = os.path.join(self.home, "index")
         self.url_cache_dir = os.path.join(self.home, "cache", "urls")
         self.warnings: list[str] = []
+        self._index: RunIndex | None = None
 
     def _warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -109,6 +112,7 @@ class RunStore:
             # a non-empty directory fails, so nothing can be replaced.
             os.rename(run.dir, final)
             run.dir = final
+        self._changed()
 
     # -- reading ----------------------------------------------------------
 
@@ -120,61 +124,129 @@ class RunStore:
         """The run with this id (its attrs are read on first use)."""
         return Run(run_id, self.run_path(run_id))
 
-    def list(self, deleted: bool = False) -> list[Run]:
-        """All runs, newest first. Corrupt runs are listed with an error."""
-        base = self.trash_dir if deleted else self.runs_dir
-        try:
-            # Hidden names are runs being made or purged, never runs.
-            names = [n for n in os.listdir(base) if not n.startswith(".")]
-        except FileNotFoundError:
-            return []
-        entries = [(n, f"{base}/{n}/.trk/attrs") for n in names]
-        checks: dict[str, Any] = {}
-        if deleted:
-            loaded: dict[str, Any] = {}
-            for n, d in entries:
-                try:
-                    loaded[n] = read_attrs_dir(d)
-                except Exception as e:
-                    loaded[n] = e
-        else:
-            from .attrindex import RunIndex
+    # -- the index ------------------------------------------------------
 
-            index = RunIndex(os.path.join(self.index_dir, "runs.sqlite"))
-            loaded = index.load(entries, read_attrs_dir)
-            checks = index.checks
-        runs = []
-        for name, attrs_dir in entries:
-            value = loaded[name]
-            path = f"{base}/{name}"
-            if isinstance(value, Exception):
-                # Maybe moved or purged by another process while we read it
-                # (and maybe moved back): read again; gone means not listed.
-                try:
-                    value = read_attrs_dir(attrs_dir)
-                except Exception as e:
-                    if not os.path.lexists(path):
-                        continue
-                    value = e
-            if isinstance(value, Exception):
-                runs.append(self._error_run(name, path, value))
-            else:
-                runs.append(Run(name, path, value, check=checks.get(name)))
+    @property
+    def index(self) -> RunIndex:
+        """The run index of this store (`index/runs.sqlite`)."""
+        if self._index is None:
+            self._index = RunIndex(os.path.join(self.index_dir, "runs.sqlite"),
+                                   {RUNS: self.runs_dir, TRASH: self.trash_dir}, is_locked)
+        return self._index
+
+    def _changed(self) -> None:
+        """Runs were added or moved: the next query looks at the directories again."""
+        if self._index is not None:
+            self._index.synced.clear()
+
+    def touched(self, run: Run) -> None:
+        """A run trk holds changed an attr: bring its index row up to date."""
+        if self._index is not None and run.dir.startswith(self.runs_dir + "/"):
+            self._index.refresh(run.id, RUNS)
+
+    def _run(self, row: tuple, place: int, check: bool = True) -> Run:
+        run_id, attrs_json, bad = row[0], row[4], row[5]
+        base = self.trash_dir if place == TRASH else self.runs_dir
+        path = f"{base}/{run_id}"
+        if bad is not None:
+            reason, _, where = bad.partition("\0")
+            self._warn(f"run {run_id[:8]}: {reason} in {where or path}; listed as error")
+            try:
+                attrs = json.loads(attrs_json)
+            except (TypeError, ValueError):
+                attrs = {}
+            return Run(run_id, path, {**attrs, "id": run_id}, error=reason)
+        summary = dict(zip(SUMMARY, row[7:]))
+        summary["tags"] = json.loads(summary["tags"] or "[]")
+        summary["id"] = run_id
+        summary = {k: v for k, v in summary.items() if v is not None}
+        file_check = None
+        if check and row[1] is not None and row[3] is not None:
+            file_check = FileCheck(self.index, run_id, f"{path}/.trk/attrs", attrs_json, row[3])
+        run = Run(run_id, path, check=file_check, summary=summary, attrs_json=attrs_json,
+                  on_write=self.touched if place == RUNS else None)
+        if row[6] in ("completed", "error", "terminated") and row[1] is not None:
+            run._status = row[6]  # final: the index's status is the run's
+        return run
+
+    def query(self, filt: Any = None, deleted: bool = False, limit: int | None = None, offset: int = 0,
+              check: bool = True) -> list[Run]:
+        """Runs newest first matching `filt` (a select.RunFilter), a page at a time.
+
+        Corrupt runs are listed as error runs, with a warning each.
+        """
+        place = TRASH if deleted else RUNS
+        where, params = filt.sql() if filt is not None else ("", ())
+        return [self._run(r, place, check) for r in self.index.rows(place, where, params, limit, offset)]
+
+    def iter_runs(self, filt: Any = None, deleted: bool = False) -> Iterator[Run]:
+        """All matching runs newest first, read from the index a page at a time."""
+        place = TRASH if deleted else RUNS
+        where, params = filt.sql() if filt is not None else ("", ())
+        for row in self.index.iter_rows(place, where, params):
+            yield self._run(row, place, check=False)
+
+    def count(self, filt: Any = None, deleted: bool = False) -> int:
+        """How many runs match `filt`."""
+        where, params = filt.sql() if filt is not None else ("", ())
+        return self.index.count(TRASH if deleted else RUNS, where, params)
+
+    def position(self, run: Run, filt: Any = None, deleted: bool = False) -> int:
+        """The 1-based index of `run` among the runs matching `filt`."""
+        where, params = filt.sql() if filt is not None else ("", ())
+        return self.index.position(TRASH if deleted else RUNS, (run.id,), where, params)
+
+    def by_prefix(self, prefix: str, filt: Any = None, deleted: bool = False, limit: int = 6) -> list[Run]:
+        """Runs whose id starts with `prefix` (at most `limit`)."""
+        where, params = filt.sql() if filt is not None else ("", ())
+        cond = "id >= ? AND id < ?" + (f" AND ({where})" if where else "")
+        low = prefix.lower()
+        high = low + "g"  # ids are hex: every id with this prefix sorts below prefix + "g"
+        place = TRASH if deleted else RUNS
+        return [self._run(r, place) for r in self.index.rows(place, cond, (low, high, *params), limit)]
+
+    def by_ids(self, run_ids: Iterable[str], deleted: bool = False) -> list[Run]:
+        """The runs with these ids that exist, newest first."""
+        ids = list(dict.fromkeys(run_ids))
+        place = TRASH if deleted else RUNS
+        runs: list[Run] = []
+        for k in range(0, len(ids), 500):
+            chunk = ids[k:k + 500]
+            runs += [self._run(r, place) for r in self.index.rows(
+                place, f"id IN ({', '.join('?' * len(chunk))})", tuple(chunk))]
         runs.sort(key=lambda r: (r.sort_key, r.id), reverse=True)
         return runs
 
-    def _error_run(self, name: str, path: str, e: Exception) -> Run:
-        """A run whose attrs are bad, with a warning saying why and where."""
-        attrs: dict[str, Any] = {}
-        where = path
-        if isinstance(e, BadAttrs):
-            reason, attrs, where = str(e), e.attrs, e.path
-        elif isinstance(e, OSError):
-            reason = metadata_error(e)
-        else:
-            reason = str(e) or type(e).__name__
-        self._warn(f"run {name[:8]}: {reason} in {where}; listed as error")
-        return Run(name, path, {**attrs, "id": name}, error=reason)
+    def children(self, parent_ids: Iterable[str]) -> list[Run]:
+        """Runs whose `parent` is one of `parent_ids` (steps, trials), newest first."""
+        ids = list(dict.fromkeys(parent_ids))
+        runs: list[Run] = []
+        for k in range(0, len(ids), 500):
+            chunk = ids[k:k + 500]
+            runs += [self._run(r, RUNS) for r in self.index.rows(
+                RUNS, f"parent IN ({', '.join('?' * len(chunk))})", tuple(chunk))]
+        runs.sort(key=lambda r: (r.sort_key, r.id), reverse=True)
+        return runs
+
+    def operations(self) -> list[str]:
+        """The distinct operations of the store's runs."""
+        return self.index.operations(RUNS)
+
+    def newest(self, ops: Iterable[str], status: str = "completed", limit: int = 1) -> list[Run]:
+        """The newest runs of any of `ops` (exact names) with `status`."""
+        ops = list(ops)
+        if not ops:
+            return []
+        cond = f"op IN ({', '.join('?' * len(ops))}) AND status = ?"
+        return [self._run(r, RUNS) for r in self.index.rows(RUNS, cond, (*ops, status), limit)]
+
+    def reindex(self) -> int:
+        """Read every run again into the run index (`trk check --reindex`)."""
+        return self.index.rebuild()
+
+    def list(self, deleted: bool = False) -> list[Run]:
+        """All runs, newest first (prefer `query`, `count` and friends: they read only what they need)."""
+        return self.query(deleted=deleted)
 
     # -- deleting ---------------------------------------------------------
 
@@ -235,6 +307,7 @@ class RunStore:
                 lock.release()
             run.dir = dst
             done.append(run)
+        self._changed()
         if failed:
             raise MoveError(_failures(failed), _clash_hint(verb) if clashed else None, done)
         return done
@@ -294,6 +367,7 @@ class RunStore:
                     pass  # another purge cleaned it up
             done.append(run)
         self._forget_scalars([r.id for r in done])
+        self._changed()
         if failed:
             raise MoveError(_failures(failed), None, done)
         return done

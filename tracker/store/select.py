@@ -47,11 +47,83 @@ class RunFilter:
         """The runs that pass, in the order given."""
         return [r for r in runs if self.matches(r)]
 
+    def sql(self) -> tuple[str, tuple]:
+        """The filter as an SQL condition over the run index (see `matches`)."""
+        conds: list[str] = []
+        params: list = []
+        if self.operations:
+            ors = []
+            for o in self.operations:
+                if ":" in o:
+                    ors.append("instr(coalesce(op, ''), ?) > 0")  # equal or ending in it: contains it
+                    params.append(o)
+                else:
+                    ors.append("(instr(opname, ?) > 0 OR op = ?)")
+                    params += [o, o]
+            conds.append(" OR ".join(ors))
+        if self.labels:
+            conds.append(" OR ".join("instr(coalesce(label, ''), ?) > 0" for _ in self.labels))
+            params += list(self.labels)
+        for t in self.tags:
+            conds.append("instr(tag_text, ?) > 0")
+            params.append(f"\n{t}\n")
+        if self.statuses:
+            conds.append(f"status IN ({', '.join('?' * len(self.statuses))})")
+            params += list(self.statuses)
+        if self.parent is not None:
+            conds.append("parent = ?")
+            params.append(self.parent)
+        if self.top_level:
+            conds.append("parent IS NULL")
+        return " AND ".join(f"({c})" for c in conds), tuple(params)
+
 
 def _op_matches(opspec: str, pattern: str) -> bool:
     if ":" in pattern:
         return opspec == pattern or opspec.endswith(pattern) or pattern in opspec
     return pattern in opspec.rpartition(":")[2] or pattern == opspec
+
+
+def select_from(store, filt: RunFilter | None, specs: Sequence[str], deleted: bool = False) -> list[Run]:
+    """Resolve specs against the store's runs matching `filt`, newest first,
+    with index queries: only the runs the specs name are read."""
+    if not specs:
+        return store.query(filt, deleted=deleted)
+    chosen: dict[int, Run] = {}
+    for spec in (str(s).strip() for s in specs):
+        if spec.isdigit() and len(spec) < 6:
+            i = int(spec)
+            got = store.query(filt, deleted=deleted, limit=1, offset=i - 1) if i >= 1 else []
+            if not got:
+                n = store.count(filt, deleted=deleted)
+                raise RunSpecError(_no_index(i, n), "Try 'trk runs' to list runs and their indexes.")
+            chosen[i] = got[0]
+            continue
+        m = _RANGE.match(spec)
+        if m:
+            start = int(m.group(1)) if m.group(1) else 1
+            end = int(m.group(2)) if m.group(2) else None
+            if start < 1 or (end is not None and end < start):
+                raise RunSpecError(f"invalid run range '{spec}'", "A range is START:END with 1 <= START <= END.")
+            got = store.query(filt, deleted=deleted, limit=None if end is None else end - start + 1,
+                              offset=start - 1)
+            chosen.update((start + k, r) for k, r in enumerate(got))
+            continue
+        hits = store.by_prefix(spec, filt, deleted=deleted)
+        if not hits:
+            raise RunSpecError(f"could not find run matching '{spec}'", "Try 'trk runs' for a list of runs.")
+        if len(hits) > 1:
+            ids = ", ".join(r.short_id for r in hits[:5])
+            raise RunSpecError(f"'{spec}' matches {'more than 5' if len(hits) > 5 else len(hits)} runs "
+                               f"({ids}{', ...' if len(hits) > 5 else ''})", "Use a longer id prefix.")
+        chosen[store.position(hits[0], filt, deleted=deleted)] = hits[0]
+    return [chosen[k] for k in sorted(chosen)]
+
+
+def _no_index(i: int, n: int) -> str:
+    if not n:
+        return f"no run at index {i} (there are no runs)"
+    return f"no run at index {i} (there {'is' if n == 1 else 'are'} {n})"
 
 
 def select(runs: Sequence[Run], specs: Sequence[str]) -> list[Run]:
@@ -71,10 +143,7 @@ def _resolve_one(runs: Sequence[Run], spec: str) -> list[int]:
         i = int(spec)
         if 1 <= i <= len(runs):
             return [i - 1]
-        raise RunSpecError(
-            f"no run at index {i}" + (f" (there {'is' if len(runs) == 1 else 'are'} {len(runs)})" if runs else " (there are no runs)"),
-            "Try 'trk runs' to list runs and their indexes.",
-        )
+        raise RunSpecError(_no_index(i, len(runs)), "Try 'trk runs' to list runs and their indexes.")
     m = _RANGE.match(spec)
     if m:
         start = int(m.group(1)) if m.group(1) else 1

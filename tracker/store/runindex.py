@@ -1,0 +1,292 @@
+"""The run index: every run's attrs in SQLite, answering the questions commands ask.
+
+The N newest runs matching a filter, how many match, runs by id prefix, a
+pipeline's children, the newest completed run of an operation: each is an
+indexed query, so a command's cost does not grow with the store. The index
+follows the store without rescanning it:
+
+- runs added or removed, by trk or behind its back (copied directories, a
+  restored backup, another machine on a shared filesystem), change the
+  mtime of `runs/` or `trash/runs/`: only then is that directory listed,
+  and only the runs new to the index are read;
+- runs not finished yet (and runs with bad metadata) are checked on every
+  sync, by the signature of their attrs directory, since they change as
+  they run; their status (running, or terminated when their supervisor
+  died) is derived again from their lock;
+- a finished run changes only through trk (label, tags, a restart), which
+  writes through (`RunStore.touched`); the runs a command shows have their
+  attr files checked on use (`attrs.FileCheck`).
+
+`RunIndex.rebuild` (`trk check --reindex`) reads every run again. The index
+is a cache: deleting it loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Iterator
+
+from ..fsutil import remove_sqlite
+from .attrs import INO_MASK, SETTLE_NS, BadAttrs, metadata_error, read_attrs_dir, signatures
+from .run import derive_status
+
+SCHEMA_VERSION = 6
+RUNS, TRASH = 0, 1  # a row's place: runs/ or the trash
+FINAL = ("completed", "error", "terminated")
+
+# The attrs every listing needs, as columns: a row becomes a Run without
+# parsing its attrs JSON.
+SUMMARY = ("op", "label", "tags", "parent", "step", "started", "initialized", "stopped", "exit_status",
+           "terminated", "staged")
+_ROW = "id, dir_ino, dir_ctime, file_sigs, attrs, bad, status, " + ", ".join(SUMMARY)
+
+_SCHEMA = f"""
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY, place INTEGER NOT NULL, dir_ino INTEGER, dir_ctime INTEGER, file_sigs BLOB,
+    attrs TEXT, bad TEXT, status TEXT, opname TEXT, sort_key INTEGER, tag_text TEXT,
+    {", ".join(f"{c} {'TEXT' if c in ('op', 'label', 'tags', 'parent', 'step') else 'INTEGER'}" for c in SUMMARY)}
+);
+CREATE INDEX runs_order ON runs (place, sort_key DESC, id DESC);
+CREATE INDEX runs_op ON runs (place, op, sort_key DESC);
+CREATE INDEX runs_parent ON runs (parent);
+CREATE INDEX runs_open ON runs (place) WHERE exit_status IS NULL OR bad IS NOT NULL OR dir_ino IS NULL;
+CREATE TABLE places (place INTEGER PRIMARY KEY, ino INTEGER, mtime INTEGER);
+"""
+
+
+class RunIndex:
+    """The run index in one SQLite file, for the runs and trash of one store."""
+
+    def __init__(self, path: str, bases: dict[int, str], is_locked):
+        self.path = path
+        self.bases = bases  # place -> directory of run dirs
+        self.is_locked = is_locked
+        self._db = None
+        self.synced: set[int] = set()
+        self.warnings: list[str] = []
+
+    # -- database ---------------------------------------------------------
+
+    @property
+    def db(self):
+        """The connection, opened (and the schema made) on first use."""
+        if self._db is None:
+            import sqlite3
+
+            try:
+                self._db = self._connect(self.path)
+            except sqlite3.OperationalError:
+                # Locked past the timeout, or a read-only store: answer from
+                # an index in memory, built by reading the store this once.
+                self._db = self._connect(":memory:")
+            except sqlite3.DatabaseError:
+                remove_sqlite(self.path)  # corrupt or foreign: it is a cache, rebuild it
+                self._db = self._connect(self.path)
+        return self._db
+
+    @staticmethod
+    def _connect(path: str):
+        import sqlite3
+
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        db = sqlite3.connect(path, timeout=10, isolation_level=None)
+        try:
+            if path != ":memory:":
+                db.execute("PRAGMA journal_mode=WAL")
+            if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                db.execute("BEGIN IMMEDIATE")
+                for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
+                    db.execute(f"DROP TABLE IF EXISTS {name}")
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                db.execute("COMMIT")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def close(self) -> None:
+        """Close the database (reopened on next use)."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # -- keeping up with the store ---------------------------------------
+
+    def sync(self, place: int) -> None:
+        """Bring the rows of `place` up to date with the directory (once per index object)."""
+        if place in self.synced:
+            return
+        self.synced.add(place)
+        db = self.db
+        base = self.bases[place]
+        try:
+            st = os.stat(base)
+            sig = (st.st_ino & INO_MASK, st.st_mtime_ns)
+        except FileNotFoundError:
+            st, sig = None, (0, 0)
+        known = db.execute("SELECT ino, mtime FROM places WHERE place = ?", (place,)).fetchone()
+        changed: dict[str, tuple | None] = {}  # id -> new row (None: gone)
+        if known is None or tuple(known) != sig:
+            names = set()
+            if st is not None:
+                names = {n for n in os.listdir(base) if not n.startswith(".")}
+            have = {r[0] for r in db.execute("SELECT id FROM runs WHERE place = ?", (place,))}
+            for run_id in have - names:
+                changed[run_id] = None
+            for run_id in names - have:
+                changed[run_id] = self._read_row(run_id, place)
+        # Runs still running (or with bad metadata, or written just now) change as they go.
+        for run_id, ino, ctime, status in db.execute(
+                "SELECT id, dir_ino, dir_ctime, status FROM runs WHERE place = ? "
+                "AND (exit_status IS NULL OR bad IS NOT NULL OR dir_ino IS NULL)", (place,)).fetchall():
+            if run_id in changed:
+                continue
+            try:
+                now = os.stat(f"{base}/{run_id}/.trk/attrs")
+            except OSError:
+                now = None
+            if now is None or (now.st_ino & INO_MASK, now.st_ctime_ns) != (ino, ctime):
+                changed[run_id] = self._read_row(run_id, place)
+            else:
+                live = self._live_status(run_id, place)
+                if live is not None and live != status:
+                    db.execute("UPDATE runs SET status = ? WHERE id = ?", (live, run_id))
+        self._write(changed, place)
+        # A directory changed within the file system's clock tick could change
+        # again unseen: remember its mtime only once it has settled.
+        if st is not None and time.time_ns() - st.st_mtime_ns > SETTLE_NS:
+            db.execute("INSERT OR REPLACE INTO places VALUES (?, ?, ?)", (place, *sig))
+
+    def _live_status(self, run_id: str, place: int) -> str | None:
+        row = self.db.execute("SELECT exit_status, terminated, staged, started, bad FROM runs WHERE id = ?",
+                              (run_id,)).fetchone()
+        if row is None:
+            return None
+        attrs = {k: v for k, v in zip(("exit_status", "terminated", "staged", "started"), row[:4]) if v is not None}
+        return derive_status(attrs, row[4], lambda: self.is_locked(f"{self.bases[place]}/{run_id}/.trk/lock"))
+
+    def _read_row(self, run_id: str, place: int) -> tuple | None:
+        """A run read from disk as an index row; None when it is gone."""
+        path = f"{self.bases[place]}/{run_id}"
+        attrs_dir = f"{path}/.trk/attrs"
+        bad = None
+        sig: tuple = (None, None, None)
+        try:
+            # Signatures first, then read: a change made while reading then
+            # shows as a changed signature next time.
+            dir_st, names, sigs, newest = signatures(attrs_dir)
+            sig = (dir_st.st_ino & INO_MASK, dir_st.st_ctime_ns, sigs)
+            if time.time_ns() - newest <= SETTLE_NS:
+                sig = (None, None, None)  # changed just now: check again next time
+            attrs = read_attrs_dir(attrs_dir)
+        except BadAttrs as e:
+            attrs, bad = e.attrs, f"{e}\0{e.path}"
+        except OSError as e:
+            if not os.path.lexists(path):
+                return None  # moved or purged meanwhile
+            attrs, bad = {}, f"{metadata_error(e)}\0{path}"
+        attrs["id"] = run_id
+        status = derive_status(attrs, bad, lambda: self.is_locked(f"{path}/.trk/lock"))
+        return self._row(run_id, place, sig, attrs, bad, status)
+
+    @staticmethod
+    def _row(run_id: str, place: int, sig: tuple, attrs: dict[str, Any], bad: str | None, status: str) -> tuple:
+        summary = [attrs.get(c) for c in SUMMARY]
+        tags = attrs.get("tags") if isinstance(attrs.get("tags"), list) else []
+        summary[SUMMARY.index("tags")] = json.dumps(tags)
+        op = attrs.get("op") if isinstance(attrs.get("op"), str) else None
+        started, initialized = attrs.get("started"), attrs.get("initialized")
+        sort_key = started or initialized or 0
+        return (run_id, place, *sig, json.dumps(attrs), bad, status, (op or "").rpartition(":")[2], sort_key,
+                "\n" + "\n".join(tags) + "\n", *summary)
+
+    def _write(self, changed: dict[str, tuple | None], place: int) -> None:
+        if not changed:
+            return
+        import sqlite3
+
+        db = self.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for run_id, row in changed.items():
+                if row is None:
+                    db.execute("DELETE FROM runs WHERE id = ? AND place = ?", (run_id, place))
+                else:
+                    db.execute(f"INSERT OR REPLACE INTO runs (id, place, dir_ino, dir_ctime, file_sigs, attrs, bad, "
+                               f"status, opname, sort_key, tag_text, {', '.join(SUMMARY)}) "
+                               f"VALUES ({', '.join('?' * len(row))})", row)
+            db.execute("COMMIT")
+        except sqlite3.OperationalError:
+            if db.in_transaction:
+                db.execute("ROLLBACK")  # busy: the next command catches up
+
+    def refresh(self, run_id: str, place: int) -> None:
+        """Read one run again (trk changed it, or it moved)."""
+        row = self._read_row(run_id, place)
+        self._write({run_id: row}, place)
+
+    def forget(self, run_id: str) -> None:
+        """Drop a run's row: its files changed in place (FileCheck found it)."""
+        import sqlite3
+
+        try:
+            self.db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            # Re-read at the next sync: the directory listing brings it back.
+            self.db.execute("DELETE FROM places")
+        except sqlite3.Error:
+            pass
+
+    def rebuild(self) -> int:
+        """Read every run of the store again; returns how many were read."""
+        self.db.execute("DELETE FROM runs")
+        self.db.execute("DELETE FROM places")
+        self.synced.clear()
+        for place in self.bases:
+            self.sync(place)
+        return self.db.execute("SELECT count(*) FROM runs").fetchone()[0]
+
+    # -- queries ----------------------------------------------------------
+
+    def rows(self, place: int, where: str = "", params: tuple = (), limit: int | None = None,
+             offset: int = 0) -> list[tuple]:
+        """Rows (see `_ROW`) newest first, matching an SQL condition."""
+        self.sync(place)
+        sql = f"SELECT {_ROW} FROM runs WHERE place = ?" + (f" AND ({where})" if where else "")
+        sql += " ORDER BY sort_key DESC, id DESC"
+        if limit is not None or offset:
+            sql += f" LIMIT {int(limit) if limit is not None else -1} OFFSET {int(offset)}"
+        return self.db.execute(sql, (place, *params)).fetchall()
+
+    def iter_rows(self, place: int, where: str = "", params: tuple = (), page: int = 2000) -> Iterator[tuple]:
+        """All matching rows, newest first, read a page at a time."""
+        offset = 0
+        while True:
+            batch = self.rows(place, where, params, limit=page, offset=offset)
+            yield from batch
+            if len(batch) < page:
+                return
+            offset += page
+
+    def count(self, place: int, where: str = "", params: tuple = ()) -> int:
+        """How many runs match."""
+        self.sync(place)
+        sql = "SELECT count(*) FROM runs WHERE place = ?" + (f" AND ({where})" if where else "")
+        return self.db.execute(sql, (place, *params)).fetchone()[0]
+
+    def position(self, place: int, row: tuple, where: str = "", params: tuple = ()) -> int:
+        """The 1-based index of `row` in the newest-first listing of matching runs."""
+        key = self.db.execute("SELECT sort_key FROM runs WHERE id = ?", (row[0],)).fetchone()[0]
+        newer = "(sort_key > ? OR (sort_key = ? AND id > ?))"
+        return self.count(place, f"{newer}" + (f" AND ({where})" if where else ""), (key, key, row[0], *params)) + 1
+
+    def operations(self, place: int = RUNS) -> list[str]:
+        """The distinct operations of the runs in `place`."""
+        self.sync(place)
+        return [r[0] for r in self.db.execute("SELECT DISTINCT op FROM runs WHERE place = ? AND op IS NOT NULL",
+                                              (place,))]
