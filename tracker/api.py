@@ -14,11 +14,10 @@ from .store import Run, RunStore
 
 def runs(specs: Sequence[str] = (), store: RunStore | None = None, **filters: Any) -> list[Run]:
     """Runs newest first, filtered (operations=, labels=, tags=, statuses=)."""
-    from .store.select import RunFilter, select
+    from .store.select import RunFilter, select_from
 
     store = store or RunStore()
-    listed = RunFilter(**filters).apply(store.list())
-    return select(listed, list(specs))
+    return select_from(store, RunFilter(**filters), list(specs))
 
 
 def run(
@@ -83,9 +82,8 @@ def compare(selected: Sequence[Run] | None = None, columns: str | None = None, s
     from .views.compare import Comparison, parse_columns
 
     store = store or RunStore()
-    all_runs = store.list()
-    chosen = list(selected) if selected is not None else all_runs
-    comp = Comparison(store, chosen, all_runs)
+    chosen = list(selected) if selected is not None else store.query()
+    comp = Comparison(store, chosen)
     return comp.table(parse_columns(columns) if columns else None)
 
 

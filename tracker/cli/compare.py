@@ -35,11 +35,11 @@ def compare(specs, table, columns, csv_path, as_json, skip_unchanged, min_col, m
     from tracker.views.compare import Comparison, parse_columns, skip_unchanged as drop_same, sort_rows
 
     st = store()
-    listed = st.list()
-    runs = select_runs(st, specs, run_filter(kw), listed=listed)
-    if limit is not None:
-        runs = runs[:limit]
-    cmp = Comparison(st, runs, listed)
+    if specs or limit is None:
+        runs = select_runs(st, specs, run_filter(kw))[:limit]
+    else:
+        runs = st.query(run_filter(kw), limit=limit)
+    cmp = Comparison(st, runs)
     warn_store(st)
     for w in cmp.warnings:
         click.echo(f"trk: warning: {w}", err=True)

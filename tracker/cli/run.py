@@ -70,9 +70,9 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
     sinks = Sinks() if quiet else Sinks.console()
     if start_run or restart:
         setup_logging(quiet)
-        from tracker.store.select import select
+        from tracker.store.select import select_from
 
-        target = select(st.list(), [start_run or restart])[0]
+        target = select_from(st, None, [start_run or restart])[0]
         result = _stoppable(lambda: relaunch(st, target, RunOptions(max_parallel=max_parallel, fail_fast=fail_fast),
                                              sinks, staged_only=bool(start_run)), lambda: target)
         _exit(result)

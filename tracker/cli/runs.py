@@ -40,14 +40,20 @@ def _listing(deleted: bool):
     def listing(specs, short, limit, show_all, tree, as_json, **kw):
         st = store()
         filt = run_filter(kw)
-        listed = select_runs(st, [], filt, deleted=deleted)
-        index = {r.id: i + 1 for i, r in enumerate(listed)}
+        shown = None if show_all else (limit if limit is not None else 20)
         if specs:
-            from tracker.store.select import select
+            from tracker.store.select import select_positions
 
-            listed = select(listed, specs)
-        if not show_all:
-            listed = listed[: (limit if limit is not None else 20)]
+            chosen = select_positions(st, filt, specs, deleted=deleted)[:shown]
+            listed = [run for _, run in chosen]
+            index = {run.id: i for i, run in chosen}
+        elif show_all and not (tree or as_json):
+            _stream(st, filt, deleted, short)
+            return
+        else:
+            listed = st.query(filt, deleted=deleted, limit=shown)
+            index = {r.id: i + 1 for i, r in enumerate(listed)}
+        warn_store(st)
         if as_json:
             click.echo(json.dumps([dict(r.to_dict(), index=index[r.id]) for r in listed], indent=2))
             return
@@ -58,6 +64,30 @@ def _listing(deleted: bool):
             click.echo(line)
 
     return listing
+
+
+def _stream(st, filt, deleted: bool, short: bool) -> None:
+    """`trk runs -a`: print lines as rows are read, a page at a time."""
+    op_width, status_width = st.widths(filt, deleted=deleted)
+    time_width = 0 if short else 19
+    widths = [0, op_width] + ([time_width] if not short else []) + [status_width, 0]
+    page: list = []
+    n = 0
+
+    def flush() -> None:
+        nonlocal n
+        numbers = {r.id: n + k + 1 for k, r in enumerate(page)}
+        for line in run_lines(page, lambda r: numbers[r.id], short=short, widths=widths):
+            click.echo(line)
+        n += len(page)
+        page.clear()
+
+    for run in st.iter_runs(filt, deleted=deleted):
+        page.append(run)
+        if len(page) >= 1000:
+            flush()
+    flush()
+    warn_store(st)
 
 
 def _tree_order(runs):

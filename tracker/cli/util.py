@@ -51,27 +51,26 @@ def warn_store(st) -> None:
     st.warnings.clear()
 
 
-def select_runs(st, specs, filt, default: str = "all", deleted: bool = False, top_level: bool = False,
-                listed=None):
-    """Runs matching filters and specs; `default` applies when no spec is given.
-
-    `listed` is the store's listing when the caller already has it.
-    """
+def select_runs(st, specs, filt, default: str = "all", deleted: bool = False, top_level: bool = False):
+    """Runs matching filters and specs; `default` applies when no spec is given
+    (`all` matching runs, or the `latest`). Reads only the runs it returns."""
     from tracker.errors import RunSpecError
-    from tracker.store.select import select
+    from tracker.store.select import select_from
 
-    runs = filt.apply(listed if listed is not None else st.list(deleted=deleted))
-    warn_store(st)
     if top_level:
-        runs = [r for r in runs if not r.parent]
-    if specs:
-        return select(runs, specs)
-    if default == "latest":
-        if not runs:
-            raise RunSpecError("no runs match" if deleted is False else "no deleted runs match",
-                               "Try 'trk runs' to list runs.")
-        return runs[:1]
-    return runs
+        filt.top_level = True
+    try:
+        if specs:
+            return select_from(st, filt, specs, deleted=deleted)
+        if default == "latest":
+            runs = st.query(filt, deleted=deleted, limit=1)
+            if not runs:
+                raise RunSpecError("no runs match" if deleted is False else "no deleted runs match",
+                                   "Try 'trk runs' to list runs.")
+            return runs
+        return st.query(filt, deleted=deleted)
+    finally:
+        warn_store(st)
 
 
 def label_column(run) -> str:
@@ -79,8 +78,12 @@ def label_column(run) -> str:
     return " ".join(run.tags + ([run.label] if run.label else []))
 
 
-def run_lines(runs, index_of, short: bool = False, depth_of=None) -> list[str]:
-    """Guild-style listing lines: `[N]  op  started  status  label`."""
+def run_lines(runs, index_of, short: bool = False, depth_of=None, widths=None) -> list[str]:
+    """Guild-style listing lines: `[N]  op  started  status  label`.
+
+    Columns are as wide as their widest cell, or as `widths` says (a page of
+    a streamed listing, whose later rows are not read yet).
+    """
     from tracker.display import format_time
 
     rows = []
@@ -94,7 +97,7 @@ def run_lines(runs, index_of, short: bool = False, depth_of=None) -> list[str]:
         rows.append(cols)
     if not rows:
         return []
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    widths = widths or [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     widths[0] = 0
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
 

@@ -26,15 +26,12 @@ __all__ = ["Dependency", "DepsPlan", "Resolved", "copy_hashed", "dependency_name
            "parse_requires", "plan_dependencies"]
 
 
-def plan_dependencies(store: RunStore, project: Project, op: OpDef, dep_specs: dict[str, str],
-                      runs: list[Run] | None = None) -> DepsPlan:
-    """Resolve `op`'s dependencies; `runs` is the store's listing, if at hand."""
+def plan_dependencies(store: RunStore, project: Project, op: OpDef, dep_specs: dict[str, str]) -> DepsPlan:
+    """Resolve `op`'s dependencies (a few index queries each, never a store listing)."""
     resolved = []
     for dep in parse_requires(op):
         if dep.kind == "operation":
-            if runs is None:
-                runs = store.list()
-            resolved.append(resolve_operation(dep, op, store, runs, dep_specs))
+            resolved.append(resolve_operation(dep, op, store, dep_specs))
         elif dep.kind == "file":
             resolved.append(resolve_file(dep, project))
         else:

@@ -74,19 +74,21 @@ def op_matches(dep: Dependency, opspec: str, model: str) -> bool:
         return False
 
 
-def resolve_operation(dep: Dependency, op: OpDef, store: RunStore, runs: list[Run],
-                      dep_specs: dict[str, str]) -> Resolved:
+def resolve_operation(dep: Dependency, op: OpDef, store: RunStore, dep_specs: dict[str, str]) -> Resolved:
     """The upstream run for `dep` (named on the command line, or the newest
-    completed one) and the files it provides."""
+    completed one) and the files it provides. Asks the run index: the
+    store's operations, then the newest completed run of those that match."""
     from .runlinks import run_roots
 
+    ops = [o for o in store.operations() if op_matches(dep, o, op.model)]
     given = next((dep_specs[n] for n in (dep.alias, dep.name, dep.spec, dep.short) if n and n in dep_specs), None)
     if given is not None:
-        run = _named_run(dep, op, runs, given)
+        run = _named_run(dep, store, ops, given)
     else:
-        run = next((r for r in runs if r.status == "completed" and op_matches(dep, r.opspec, op.model)), None)
-        if run is None:
+        newest = store.newest(ops, "completed")
+        if not newest:
             raise unmet(dep, "no suitable run")
+        run = newest[0]
     allowed = run_roots(store, run)
     files, notes = [], []
     for rel in _select_files(run, dep.select):
@@ -125,17 +127,16 @@ def describe_skip(why: str, where: str) -> str:
     return SKIPPED.get(why, why).format(where=where)
 
 
-def _named_run(dep: Dependency, op: OpDef, runs: list[Run], spec: str) -> Run:
+def _named_run(dep: Dependency, store: RunStore, ops: list[str], spec: str) -> Run:
     """The run a user named with `NAME=RUN_SPEC`: an id prefix, or an index
     into the runs of the required operation (`prepare=2`: the one before last)."""
     from ..errors import RunSpecError
-    from ..store.select import select
+    from ..store.select import RunFilter, select_from
 
-    candidates = [r for r in runs if op_matches(dep, r.opspec, op.model)]
     try:
-        chosen = select(candidates, [spec])
+        chosen = select_from(store, RunFilter(exact_ops=ops), [spec])
     except RunSpecError as e:
-        other = next((r for r in runs if r.id.startswith(spec.lower())), None) if len(spec) >= 6 else None
+        other = next(iter(store.by_prefix(spec, limit=1)), None) if len(spec) >= 6 else None
         if other is not None:
             raise unmet(dep, f"run {other.short_id} is a run of {other.opspec}, not {dep.spec}") from None
         raise unmet(dep, f"no run '{spec}': {e}") from None

@@ -41,14 +41,12 @@ def launch(
     resolved: list[tuple[str, str]] = []
     deps_plan = None
     deps_error = None
-    # One listing serves dependency resolution and --needed.
-    runs = store.list() if op.config.get("requires") or opts.needed else None
     if op.config.get("requires"):
         from ..errors import DependencyError
         from .deps import plan_dependencies
 
         try:
-            deps_plan = plan_dependencies(store, project, op, opts.dep_specs, runs)
+            deps_plan = plan_dependencies(store, project, op, opts.dep_specs)
             resolved = deps_plan.label_parts()
         except DependencyError as e:
             deps_error = e
@@ -56,7 +54,7 @@ def launch(
         from .needed import find_reusable
 
         reuse = find_reusable(store, project, op, flags, deps_plan, explain=opts.explain,
-                              say=lambda line: echo_line(sinks, line), runs=runs)
+                              say=lambda line: echo_line(sinks, line))
         if reuse is not None:
             return LaunchResult(reuse, 0, reused=True)
     label = check_label(interpolate(opts.label, flags)) if opts.label is not None else default_label(flags, resolved)
@@ -87,9 +85,9 @@ def relaunch(store: RunStore, run: Run | str, opts: RunOptions | None = None, si
     """
     opts = opts or RunOptions()
     if isinstance(run, str):
-        from ..store.select import select
+        from ..store.select import select_from
 
-        run = select(store.list(), [run])[0]
+        run = select_from(store, None, [run])[0]
     status = run.status
     if staged_only and status != "staged":
         raise TrkError(f"run {run.short_id} is {status}, not staged", "Use --restart to run it again.")

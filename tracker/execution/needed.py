@@ -37,23 +37,33 @@ def input_differences(run: Run, flags: dict[str, Any], source_digest: str, deps:
 
 
 def find_reusable(store: RunStore, project: Project, op: OpDef, flags: dict[str, Any], deps_plan,
-                  explain: bool = False, say: Callable[[str], None] | None = None,
-                  runs: list[Run] | None = None) -> Run | None:
-    """A completed run of `op` with the same flags, source and dependencies, or None."""
+                  explain: bool = False, say: Callable[[str], None] | None = None) -> Run | None:
+    """A completed run of `op` with the same flags, source and dependencies, or None.
+
+    The run index gives the completed runs of `op` with the same flag values;
+    only those are compared further. `explain` also looks for the closest
+    run among the newest 1,000 others, to say what differs.
+    """
     from ..project.sourcecode import copy_source
+    from ..store.runindex import flags_key
+    from ..store.select import RunFilter
 
     say = say or (lambda line: None)
     _, source_digest = copy_source(project.dir, None, op.config.get("sourcecode"))
     deps = deps_plan.digests() if deps_plan is not None else {}
+    same_op = RunFilter(exact_ops=[op.fullname], statuses=["completed"])
+    same_flags = RunFilter(exact_ops=[op.fullname], statuses=["completed"], flags_key=flags_key(flags))
     closest: tuple[Run, list[str]] | None = None
-    for run in runs if runs is not None else store.list():
-        if run.opspec != op.fullname or run.status != "completed":
-            continue
+    for run in store.query(same_flags):
         diffs = input_differences(run, flags, source_digest, deps)
         if not diffs:
             if explain:
                 say(f"Reusing run {run.id}: same flags, source code and dependencies")
             return run
+        if closest is None or len(diffs) < len(closest[1]):
+            closest = (run, diffs)
+    for run in store.query(same_op, limit=1000) if explain else ():
+        diffs = input_differences(run, flags, source_digest, deps)
         if closest is None or len(diffs) < len(closest[1]):
             closest = (run, diffs)
     if explain:

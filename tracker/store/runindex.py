@@ -32,7 +32,7 @@ from ..fsutil import remove_sqlite
 from .attrs import INO_MASK, SETTLE_NS, BadAttrs, metadata_error, read_attrs_dir, signatures
 from .run import derive_status
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 RUNS, TRASH = 0, 1  # a row's place: runs/ or the trash
 FINAL = ("completed", "error", "terminated")
 
@@ -45,15 +45,24 @@ _ROW = "id, dir_ino, dir_ctime, file_sigs, attrs, bad, status, " + ", ".join(SUM
 _SCHEMA = f"""
 CREATE TABLE runs (
     id TEXT PRIMARY KEY, place INTEGER NOT NULL, dir_ino INTEGER, dir_ctime INTEGER, file_sigs BLOB,
-    attrs TEXT, bad TEXT, status TEXT, opname TEXT, sort_key INTEGER, tag_text TEXT,
+    attrs TEXT, bad TEXT, status TEXT, opname TEXT, sort_key INTEGER, tag_text TEXT, flags_key TEXT,
     {", ".join(f"{c} {'TEXT' if c in ('op', 'label', 'tags', 'parent', 'step') else 'INTEGER'}" for c in SUMMARY)}
 );
 CREATE INDEX runs_order ON runs (place, sort_key DESC, id DESC);
 CREATE INDEX runs_op ON runs (place, op, sort_key DESC);
 CREATE INDEX runs_parent ON runs (parent);
+CREATE INDEX runs_flags ON runs (op, flags_key);
 CREATE INDEX runs_open ON runs (place) WHERE exit_status IS NULL OR bad IS NOT NULL OR dir_ino IS NULL;
 CREATE TABLE places (place INTEGER PRIMARY KEY, ino INTEGER, mtime INTEGER);
 """
+
+
+def flags_key(flags: Any) -> str:
+    """A key equal for equal flag values (types included: 1 is not 1.0), for `--needed`."""
+    import hashlib
+
+    text = json.dumps(flags if isinstance(flags, dict) else {}, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()
 
 
 class RunIndex:
@@ -204,7 +213,7 @@ class RunIndex:
         started, initialized = attrs.get("started"), attrs.get("initialized")
         sort_key = started or initialized or 0
         return (run_id, place, *sig, json.dumps(attrs), bad, status, (op or "").rpartition(":")[2], sort_key,
-                "\n" + "\n".join(tags) + "\n", *summary)
+                "\n" + "\n".join(tags) + "\n", flags_key(attrs.get("flags")), *summary)
 
     def _write(self, changed: dict[str, tuple | None], place: int) -> None:
         if not changed:
@@ -219,7 +228,7 @@ class RunIndex:
                     db.execute("DELETE FROM runs WHERE id = ? AND place = ?", (run_id, place))
                 else:
                     db.execute(f"INSERT OR REPLACE INTO runs (id, place, dir_ino, dir_ctime, file_sigs, attrs, bad, "
-                               f"status, opname, sort_key, tag_text, {', '.join(SUMMARY)}) "
+                               f"status, opname, sort_key, tag_text, flags_key, {', '.join(SUMMARY)}) "
                                f"VALUES ({', '.join('?' * len(row))})", row)
             db.execute("COMMIT")
         except sqlite3.OperationalError:
@@ -284,6 +293,14 @@ class RunIndex:
         key = self.db.execute("SELECT sort_key FROM runs WHERE id = ?", (row[0],)).fetchone()[0]
         newer = "(sort_key > ? OR (sort_key = ? AND id > ?))"
         return self.count(place, f"{newer}" + (f" AND ({where})" if where else ""), (key, key, row[0], *params)) + 1
+
+    def widths(self, place: int, where: str = "", params: tuple = ()) -> tuple[int, int]:
+        """The longest operation and status among matching runs (for aligned streaming)."""
+        self.sync(place)
+        sql = ("SELECT max(length(coalesce(op, '?'))), max(length(status)) FROM runs WHERE place = ?"
+               + (f" AND ({where})" if where else ""))
+        op, status = self.db.execute(sql, (place, *params)).fetchone()
+        return op or 1, status or 1
 
     def operations(self, place: int = RUNS) -> list[str]:
         """The distinct operations of the runs in `place`."""

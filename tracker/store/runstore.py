@@ -196,6 +196,11 @@ class RunStore:
         where, params = filt.sql() if filt is not None else ("", ())
         return self.index.position(TRASH if deleted else RUNS, (run.id,), where, params)
 
+    def widths(self, filt: Any = None, deleted: bool = False) -> tuple[int, int]:
+        """The longest operation name and status among runs matching `filt`."""
+        where, params = filt.sql() if filt is not None else ("", ())
+        return self.index.widths(TRASH if deleted else RUNS, where, params)
+
     def by_prefix(self, prefix: str, filt: Any = None, deleted: bool = False, limit: int = 6) -> list[Run]:
         """Runs whose id starts with `prefix` (at most `limit`)."""
         where, params = filt.sql() if filt is not None else ("", ())

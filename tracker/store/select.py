@@ -26,6 +26,8 @@ class RunFilter:
     statuses: Sequence[str] = ()
     parent: str | None = None
     top_level: bool = False
+    exact_ops: Sequence[str] | None = None  # operations by full name (None: any)
+    flags_key: str | None = None  # runs with exactly these flag values (runindex.flags_key)
 
     def matches(self, run: Run) -> bool:
         """True when `run` passes every filter given."""
@@ -41,6 +43,13 @@ class RunFilter:
             return False
         if self.top_level and run.parent:
             return False
+        if self.exact_ops is not None and run.opspec not in self.exact_ops:
+            return False
+        if self.flags_key is not None:
+            from .runindex import flags_key
+
+            if flags_key(run.flags) != self.flags_key:
+                return False
         return True
 
     def apply(self, runs: Sequence[Run]) -> list[Run]:
@@ -75,6 +84,12 @@ class RunFilter:
             params.append(self.parent)
         if self.top_level:
             conds.append("parent IS NULL")
+        if self.exact_ops is not None:
+            conds.append(f"op IN ({', '.join('?' * len(self.exact_ops))})" if self.exact_ops else "0")
+            params += list(self.exact_ops)
+        if self.flags_key is not None:
+            conds.append("flags_key = ?")
+            params.append(self.flags_key)
         return " AND ".join(f"({c})" for c in conds), tuple(params)
 
 
@@ -89,6 +104,12 @@ def select_from(store, filt: RunFilter | None, specs: Sequence[str], deleted: bo
     with index queries: only the runs the specs name are read."""
     if not specs:
         return store.query(filt, deleted=deleted)
+    return [run for _, run in select_positions(store, filt, specs, deleted)]
+
+
+def select_positions(store, filt: RunFilter | None, specs: Sequence[str],
+                     deleted: bool = False) -> list[tuple[int, Run]]:
+    """(index, run) for each run the specs name, in listing order."""
     chosen: dict[int, Run] = {}
     for spec in (str(s).strip() for s in specs):
         if spec.isdigit() and len(spec) < 6:
@@ -117,7 +138,7 @@ def select_from(store, filt: RunFilter | None, specs: Sequence[str], deleted: bo
             raise RunSpecError(f"'{spec}' matches {'more than 5' if len(hits) > 5 else len(hits)} runs "
                                f"({ids}{', ...' if len(hits) > 5 else ''})", "Use a longer id prefix.")
         chosen[store.position(hits[0], filt, deleted=deleted)] = hits[0]
-    return [chosen[k] for k in sorted(chosen)]
+    return sorted(chosen.items(), key=lambda item: item[0])
 
 
 def _no_index(i: int, n: int) -> str:

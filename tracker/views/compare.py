@@ -65,9 +65,10 @@ class Comparison:
     """Runs to compare, with their scalars and pipeline relations."""
 
     def __init__(self, store: RunStore, runs: Sequence[Run], all_runs: Sequence[Run] | None = None):
+        """`all_runs`, when given, holds the runs' pipelines and steps; else the store is asked for them."""
         self.store = store
         self.runs = list(runs)
-        all_runs = list(all_runs) if all_runs is not None else self.runs
+        all_runs = list(all_runs) if all_runs is not None else self._related(store, self.runs)
         self.by_id = {r.id: r for r in all_runs}
         self.steps: dict[str, dict[str, Run]] = {}
         for r in all_runs:
@@ -83,6 +84,18 @@ class Comparison:
         self.index.refresh([(r.id, r.dir, r.index_stamp) for r in wanted.values()])
         self.scalars = self.index.get(list(wanted))
         self.warnings = list(getattr(self.index, "warnings", []) or [])
+
+    @staticmethod
+    def _related(store: RunStore, runs: list[Run]) -> list[Run]:
+        """The runs, their pipelines, and the steps of both: what step columns
+        (`=fit.lr`, `fit#loss`) may reach, read from the index, not the store."""
+        known = {r.id: r for r in runs}
+        parents = {p for p in map(_parent_of, runs) if p and p not in known}
+        for r in store.by_ids(parents):
+            known.setdefault(r.id, r)
+        for r in store.children(list(known)):
+            known.setdefault(r.id, r)
+        return list(known.values())
 
     def default_columns(self) -> list[Column]:
         """Columns when none are given: attrs, every flag, every scalar tag."""

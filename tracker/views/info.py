@@ -50,7 +50,7 @@ def run_info(store: RunStore, run: Run) -> dict[str, Any]:
             d.get("name", "?"): " ".join(str(x) for x in (d.get("run"), d.get("sha256")) if x)
             for d in a["deps"]
         }
-    children = [r for r in store.list() if r.parent == run.id]
+    children = store.children([run.id])
     if children:
         info["steps"] = [f"{r.get('step') or r.opspec}: {r.short_id} {r.opspec} {r.status}" for r in reversed(children)]
     try:
