@@ -24,6 +24,7 @@ COMMANDS = {
     "compare": ("tracker.cli.compare", "compare", "Compare runs by flags and scalars."),
     "tensorboard": ("tracker.cli.tensorboard", "tensorboard", "View runs in TensorBoard."),
     "diff": ("tracker.cli.diff", "diff", "Show what differs between two runs."),
+    "check": ("tracker.cli.check", "check", "Check the run store; --reindex rebuilds its index."),
     "label": ("tracker.cli.runs", "label", "Set or change run labels."),
     "tag": ("tracker.cli.runs", "tag", "Add or remove run tags."),
     "stop": ("tracker.cli.stop", "stop", "Stop running runs."),

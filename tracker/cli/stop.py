@@ -26,7 +26,10 @@ def stop(specs, yes, timeout, **kw):
     from tracker.execution.stop import stop_runs
 
     st = store()
-    chosen = select_runs(st, specs, run_filter(kw))
+    filt = run_filter(kw)
+    if not specs and not filt.statuses:
+        filt.statuses = ["running"]  # ask the index for running runs, not every run
+    chosen = select_runs(st, specs, filt)
     running = [r for r in chosen if r.status == "running"]
     for r in chosen:
         if specs and r.status != "running":

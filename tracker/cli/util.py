@@ -38,10 +38,15 @@ def run_filter(kw: dict):
 
 
 def store():
-    """The run store of $TRK_HOME."""
+    """The run store of $TRK_HOME; warnings it collects late (a run found
+    damaged while being shown) are printed when the command ends."""
     from tracker.store.runstore import RunStore
 
-    return RunStore()
+    st = RunStore()
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.call_on_close(lambda: warn_store(st))
+    return st
 
 
 def warn_store(st) -> None:

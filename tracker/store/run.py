@@ -59,7 +59,7 @@ class Run:
 
     def __init__(self, id: str, dir: str, attrs: dict[str, Any] | None = None, error: str | None = None,
                  check: FileCheck | None = None, summary: dict[str, Any] | None = None,
-                 attrs_json: str | None = None, on_write: Any = None):
+                 attrs_json: str | None = None, on_write: Any = None, on_error: Any = None):
         self.id = id
         self.dir = dir
         self._attrs = attrs
@@ -71,6 +71,7 @@ class Run:
         self._summary = summary
         self._json = attrs_json
         self._on_write = on_write  # the store's index, told of every attr trk writes
+        self._on_error = on_error  # the store, told when reading finds the attrs damaged
 
     def __repr__(self) -> str:
         return f"<Run {self.short_id} {self.opspec}>"
@@ -132,9 +133,13 @@ class Run:
                 self._attrs = read_attrs_dir(self.attrs_dir)
             except BadAttrs as e:
                 self._attrs, self.error = e.attrs, str(e)
+                if self._on_error is not None:
+                    self._on_error(self, e.path)
             except OSError as e:
                 self._attrs = {}
                 self.error = metadata_error(e)
+                if self._on_error is not None:
+                    self._on_error(self, self.attrs_dir)
         return self._attrs
 
     def get(self, name: str, default: Any = None) -> Any:

@@ -75,6 +75,7 @@ class RunIndex:
         self._db = None
         self.synced: set[int] = set()
         self.warnings: list[str] = []
+        self.progress = None  # called with (runs read, runs to read) while reading many
 
     # -- database ---------------------------------------------------------
 
@@ -148,8 +149,14 @@ class RunIndex:
             have = {r[0] for r in db.execute("SELECT id FROM runs WHERE place = ?", (place,))}
             for run_id in have - names:
                 changed[run_id] = None
-            for run_id in names - have:
+            new = sorted(names - have)
+            for k, run_id in enumerate(new):
                 changed[run_id] = self._read_row(run_id, place)
+                if self.progress is not None and k % 100 == 99:
+                    self.progress(k + 1, len(new))
+                if len(changed) >= 5000:
+                    self._write(changed, place)  # a long first read keeps what it did if interrupted
+                    changed = {}
         # Runs still running (or with bad metadata, or written just now) change as they go.
         for run_id, ino, ctime, status in db.execute(
                 "SELECT id, dir_ino, dir_ctime, status FROM runs WHERE place = ? "
@@ -252,7 +259,7 @@ class RunIndex:
             pass
 
     def rebuild(self) -> int:
-        """Read every run of the store again; returns how many were read."""
+        """Read every run of the store again; returns how many there are."""
         self.db.execute("DELETE FROM runs")
         self.db.execute("DELETE FROM places")
         self.synced.clear()

@@ -164,10 +164,15 @@ class RunStore:
         if check and row[1] is not None and row[3] is not None:
             file_check = FileCheck(self.index, run_id, f"{path}/.trk/attrs", attrs_json, row[3])
         run = Run(run_id, path, check=file_check, summary=summary, attrs_json=attrs_json,
-                  on_write=self.touched if place == RUNS else None)
+                  on_write=self.touched if place == RUNS else None, on_error=self._damaged)
         if row[6] in ("completed", "error", "terminated") and row[1] is not None:
             run._status = row[6]  # final: the index's status is the run's
         return run
+
+    def _damaged(self, run: Run, where: str) -> None:
+        if not os.path.lexists(run.dir):
+            return  # moved or purged by another process since the index was asked: not damage
+        self._warn(f"run {run.short_id}: {run.error} in {where}; listed as error")
 
     def query(self, filt: Any = None, deleted: bool = False, limit: int | None = None, offset: int = 0,
               check: bool = True) -> list[Run]:
@@ -245,9 +250,21 @@ class RunStore:
         cond = f"op IN ({', '.join('?' * len(ops))}) AND status = ?"
         return [self._run(r, RUNS) for r in self.index.rows(RUNS, cond, (*ops, status), limit)]
 
-    def reindex(self) -> int:
-        """Read every run again into the run index (`trk check --reindex`)."""
-        return self.index.rebuild()
+    def check(self, reindex: bool = False, progress=None) -> dict[str, Any]:
+        """Look the store over (`trk check`): remove half-made runs a killed
+        process left, bring the run index up to date (`reindex`: read every
+        run again), and count runs and runs with bad metadata."""
+        clean_leftovers(self.runs_dir, ".tmp")
+        clean_leftovers(self.trash_dir, ".purge")
+        index = self.index
+        index.progress = progress
+        try:
+            if reindex:
+                index.rebuild()
+            bad = [self._run(r, RUNS) for r in index.rows(RUNS, "bad IS NOT NULL")]
+            return {"runs": index.count(RUNS), "deleted": index.count(TRASH), "bad": bad}
+        finally:
+            index.progress = None
 
     def list(self, deleted: bool = False) -> list[Run]:
         """All runs, newest first (prefer `query`, `count` and friends: they read only what they need)."""
