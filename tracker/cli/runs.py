@@ -67,26 +67,23 @@ def _listing(deleted: bool):
 
 
 def _stream(st, filt, deleted: bool, short: bool) -> None:
-    """`trk runs -a`: print lines as rows are read, a page at a time."""
+    """`trk runs -a`: print lines as rows are read, a page at a time, laid
+    out as `run_lines` does (column widths from the index)."""
+    from tracker.display import format_time
+
     op_width, status_width = st.widths(filt, deleted=deleted)
-    time_width = 0 if short else 19
-    widths = [0, op_width] + ([time_width] if not short else []) + [status_width, 0]
-    page: list = []
-    n = 0
-
-    def flush() -> None:
-        nonlocal n
-        numbers = {r.id: n + k + 1 for k, r in enumerate(page)}
-        for line in run_lines(page, lambda r: numbers[r.id], short=short, widths=widths):
-            click.echo(line)
-        n += len(page)
-        page.clear()
-
-    for run in st.iter_runs(filt, deleted=deleted):
-        page.append(run)
+    page: list[str] = []
+    for n, (_, op, key, status, label, tags) in enumerate(st.listing(filt, deleted=deleted), 1):
+        cols = [f"[{n}]", op.ljust(op_width)]
+        if not short:
+            cols.append(format_time(key).ljust(19))
+        cols += [status.ljust(status_width), " ".join(tags + ([label] if label else []))]
+        page.append("  ".join(cols).rstrip())
         if len(page) >= 1000:
-            flush()
-    flush()
+            click.echo("\n".join(page))  # a page per write: 100,000 echo calls cost more than the rest
+            page.clear()
+    if page:
+        click.echo("\n".join(page))
     warn_store(st)
 
 

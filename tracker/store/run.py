@@ -121,7 +121,7 @@ class Run:
                 self._check, self._attrs, self._status = None, None, None
                 self._summary = self._json = None
         if self._attrs is None and self._summary is not None:
-            if names is not None and all(n in _SUMMARY for n in names):
+            if names is not None and _SUMMARY.issuperset(names):
                 return self._summary
             try:
                 self._attrs = json.loads(self._json)

@@ -32,7 +32,7 @@ from ..fsutil import remove_sqlite
 from .attrs import INO_MASK, SETTLE_NS, BadAttrs, metadata_error, read_attrs_dir, signatures
 from .run import derive_status
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 RUNS, TRASH = 0, 1  # a row's place: runs/ or the trash
 FINAL = ("completed", "error", "terminated")
 
@@ -40,12 +40,15 @@ FINAL = ("completed", "error", "terminated")
 # parsing its attrs JSON.
 SUMMARY = ("op", "label", "tags", "parent", "step", "started", "initialized", "stopped", "exit_status",
            "terminated", "staged")
-_ROW = "id, dir_ino, dir_ctime, file_sigs, attrs, bad, status, " + ", ".join(SUMMARY)
+_ROW = "id, dir_ino, dir_ctime, file_sigs, attrs, bad, status, " + ", ".join(SUMMARY) + ", sort_key"
+# A listing's row: no attrs JSON or signatures (a run shown this way reads
+# anything else it is asked from disk).
+_LEAN_ROW = "id, dir_ino, dir_ctime, NULL, NULL, bad, status, " + ", ".join(SUMMARY) + ", sort_key"
 
 _SCHEMA = f"""
 CREATE TABLE runs (
-    id TEXT PRIMARY KEY, place INTEGER NOT NULL, dir_ino INTEGER, dir_ctime INTEGER, file_sigs BLOB,
-    attrs TEXT, bad TEXT, status TEXT, opname TEXT, sort_key INTEGER, tag_text TEXT, flags_key TEXT,
+    id TEXT PRIMARY KEY, place INTEGER NOT NULL, dir_ino INTEGER, dir_ctime INTEGER,
+    bad TEXT, status TEXT, opname TEXT, sort_key INTEGER, tag_text TEXT, flags_key TEXT,
     {", ".join(f"{c} {'TEXT' if c in ('op', 'label', 'tags', 'parent', 'step') else 'INTEGER'}" for c in SUMMARY)}
 );
 CREATE INDEX runs_order ON runs (place, sort_key DESC, id DESC);
@@ -54,6 +57,8 @@ CREATE INDEX runs_parent ON runs (parent);
 CREATE INDEX runs_flags ON runs (op, flags_key);
 CREATE INDEX runs_open ON runs (place) WHERE exit_status IS NULL OR bad IS NOT NULL OR dir_ino IS NULL;
 CREATE TABLE places (place INTEGER PRIMARY KEY, ino INTEGER, mtime INTEGER);
+-- Apart from the rows listings scan, so a listing never reads them.
+CREATE TABLE run_attrs (id TEXT PRIMARY KEY, file_sigs BLOB, attrs TEXT);
 """
 
 
@@ -219,8 +224,9 @@ class RunIndex:
         op = attrs.get("op") if isinstance(attrs.get("op"), str) else None
         started, initialized = attrs.get("started"), attrs.get("initialized")
         sort_key = started or initialized or 0
-        return (run_id, place, *sig, json.dumps(attrs), bad, status, (op or "").rpartition(":")[2], sort_key,
-                "\n" + "\n".join(tags) + "\n", flags_key(attrs.get("flags")), *summary)
+        return (run_id, place, sig[0], sig[1], bad, status, (op or "").rpartition(":")[2], sort_key,
+                "\n" + "\n".join(tags) + "\n", flags_key(attrs.get("flags")), *summary,
+                sig[2], json.dumps(attrs))
 
     def _write(self, changed: dict[str, tuple | None], place: int) -> None:
         if not changed:
@@ -232,11 +238,14 @@ class RunIndex:
             db.execute("BEGIN IMMEDIATE")
             for run_id, row in changed.items():
                 if row is None:
-                    db.execute("DELETE FROM runs WHERE id = ? AND place = ?", (run_id, place))
+                    if db.execute("DELETE FROM runs WHERE id = ? AND place = ?", (run_id, place)).rowcount:
+                        db.execute("DELETE FROM run_attrs WHERE id = ?", (run_id,))
                 else:
-                    db.execute(f"INSERT OR REPLACE INTO runs (id, place, dir_ino, dir_ctime, file_sigs, attrs, bad, "
+                    head = row[:-2]
+                    db.execute(f"INSERT OR REPLACE INTO runs (id, place, dir_ino, dir_ctime, bad, "
                                f"status, opname, sort_key, tag_text, flags_key, {', '.join(SUMMARY)}) "
-                               f"VALUES ({', '.join('?' * len(row))})", row)
+                               f"VALUES ({', '.join('?' * len(head))})", head)
+                    db.execute("INSERT OR REPLACE INTO run_attrs VALUES (?, ?, ?)", (run_id, *row[-2:]))
             db.execute("COMMIT")
         except sqlite3.OperationalError:
             if db.in_transaction:
@@ -253,6 +262,7 @@ class RunIndex:
 
         try:
             self.db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            self.db.execute("DELETE FROM run_attrs WHERE id = ?", (run_id,))
             # Re-read at the next sync: the directory listing brings it back.
             self.db.execute("DELETE FROM places")
         except sqlite3.Error:
@@ -261,6 +271,7 @@ class RunIndex:
     def rebuild(self) -> int:
         """Read every run of the store again; returns how many there are."""
         self.db.execute("DELETE FROM runs")
+        self.db.execute("DELETE FROM run_attrs")
         self.db.execute("DELETE FROM places")
         self.synced.clear()
         for place in self.bases:
@@ -273,21 +284,29 @@ class RunIndex:
              offset: int = 0) -> list[tuple]:
         """Rows (see `_ROW`) newest first, matching an SQL condition."""
         self.sync(place)
-        sql = f"SELECT {_ROW} FROM runs WHERE place = ?" + (f" AND ({where})" if where else "")
+        sql = f"SELECT {_ROW} FROM runs LEFT JOIN run_attrs USING (id) WHERE place = ?" + (
+            f" AND ({where})" if where else "")
         sql += " ORDER BY sort_key DESC, id DESC"
         if limit is not None or offset:
             sql += f" LIMIT {int(limit) if limit is not None else -1} OFFSET {int(offset)}"
         return self.db.execute(sql, (place, *params)).fetchall()
 
-    def iter_rows(self, place: int, where: str = "", params: tuple = (), page: int = 2000) -> Iterator[tuple]:
-        """All matching rows, newest first, read a page at a time."""
-        offset = 0
-        while True:
-            batch = self.rows(place, where, params, limit=page, offset=offset)
+    def iter_rows(self, place: int, where: str = "", params: tuple = (), page: int = 2000,
+                  columns: str = _LEAN_ROW) -> Iterator[tuple]:
+        """All matching rows, newest first, without their attrs JSON, a page
+        at a time (each page starts where the last ended: no OFFSET scans).
+        `columns` must end with `sort_key` and start with `id`."""
+        self.sync(place)
+        base = f"SELECT {columns} FROM runs WHERE place = ?" + (f" AND ({where})" if where else "")
+        order = f" ORDER BY sort_key DESC, id DESC LIMIT {int(page)}"
+        batch = self.db.execute(base + order, (place, *params)).fetchall()
+        while batch:
             yield from batch
             if len(batch) < page:
                 return
-            offset += page
+            last = batch[-1]
+            batch = self.db.execute(base + " AND (sort_key, id) < (?, ?)" + order,
+                                    (place, *params, last[-1], last[0])).fetchall()
 
     def count(self, place: int, where: str = "", params: tuple = ()) -> int:
         """How many runs match."""

@@ -156,10 +156,10 @@ class RunStore:
             except (TypeError, ValueError):
                 attrs = {}
             return Run(run_id, path, {**attrs, "id": run_id}, error=reason)
-        summary = dict(zip(SUMMARY, row[7:]))
-        summary["tags"] = json.loads(summary["tags"] or "[]")
+        summary = {k: v for k, v in zip(SUMMARY, row[7:]) if v is not None}
+        tags = summary.get("tags")
+        summary["tags"] = [] if tags is None or tags == "[]" else json.loads(tags)
         summary["id"] = run_id
-        summary = {k: v for k, v in summary.items() if v is not None}
         file_check = None
         if check and row[1] is not None and row[3] is not None:
             file_check = FileCheck(self.index, run_id, f"{path}/.trk/attrs", attrs_json, row[3])
@@ -190,6 +190,21 @@ class RunStore:
         where, params = filt.sql() if filt is not None else ("", ())
         for row in self.index.iter_rows(place, where, params):
             yield self._run(row, place, check=False)
+
+    def listing(self, filt: Any = None, deleted: bool = False) -> Iterator[tuple]:
+        """What a listing line shows of every matching run, newest first, read
+        a page at a time without making Run objects (`trk runs -a` at 100,000
+        runs): (id, operation, sort key, status, label, tags)."""
+        place = TRASH if deleted else RUNS
+        base = self.trash_dir if deleted else self.runs_dir
+        where, params = filt.sql() if filt is not None else ("", ())
+        for run_id, op, status, label, tags, bad, key in self.index.iter_rows(
+                place, where, params, columns="id, op, status, label, tags, bad, sort_key"):
+            if bad is not None:
+                reason, _, where_bad = bad.partition("\0")
+                self._warn(f"run {run_id[:8]}: {reason} in {where_bad or f'{base}/{run_id}'}; listed as error")
+            yield (run_id, op or "?", key, status, label if isinstance(label, str) else "",
+                   [] if tags is None or tags == "[]" else json.loads(tags))
 
     def count(self, filt: Any = None, deleted: bool = False) -> int:
         """How many runs match `filt`."""
