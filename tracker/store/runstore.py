@@ -26,6 +26,9 @@ from .run import Run, default_home, is_locked
 from .runindex import RUNS, SUMMARY, TRASH, RunIndex
 
 
+CHECKED_RUNS = 500
+
+
 class MoveError(TrkError):
     """Some runs could not be moved; `done` holds those that were."""
 
@@ -182,7 +185,11 @@ class RunStore:
         """
         place = TRASH if deleted else RUNS
         where, params = filt.sql() if filt is not None else ("", ())
-        return [self._run(r, place, check) for r in self.index.rows(place, where, params, limit, offset)]
+        rows = self.index.rows(place, where, params, limit, offset)
+        # The first runs of a result have their attr files checked as they are
+        # used (a file edited in place is noticed); past those, a command over
+        # thousands of runs trusts the index (`trk check --reindex` re-reads).
+        return [self._run(r, place, check and k < CHECKED_RUNS) for k, r in enumerate(rows)]
 
     def iter_runs(self, filt: Any = None, deleted: bool = False) -> Iterator[Run]:
         """All matching runs newest first, read from the index a page at a time."""
