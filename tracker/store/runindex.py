@@ -281,12 +281,19 @@ class RunIndex:
     # -- queries ----------------------------------------------------------
 
     def rows(self, place: int, where: str = "", params: tuple = (), limit: int | None = None,
-             offset: int = 0) -> list[tuple]:
-        """Rows (see `_ROW`) newest first, matching an SQL condition."""
+             offset: int = 0, ordered: bool = True) -> list[tuple]:
+        """Rows (see `_ROW`) newest first, matching an SQL condition.
+
+        `ordered=False` (rows by id or parent, sorted by the caller) lets
+        SQLite look them up by those indexes instead of walking the listing
+        order past every other run.
+        """
         self.sync(place)
-        sql = f"SELECT {_ROW} FROM runs LEFT JOIN run_attrs USING (id) WHERE place = ?" + (
+        # `+place`: not by the place indexes, which would walk every run of the place.
+        sql = f"SELECT {_ROW} FROM runs LEFT JOIN run_attrs USING (id) WHERE {'' if ordered else '+'}place = ?" + (
             f" AND ({where})" if where else "")
-        sql += " ORDER BY sort_key DESC, id DESC"
+        if ordered:
+            sql += " ORDER BY sort_key DESC, id DESC"
         if limit is not None or offset:
             sql += f" LIMIT {int(limit) if limit is not None else -1} OFFSET {int(offset)}"
         return self.db.execute(sql, (place, *params)).fetchall()

@@ -245,7 +245,7 @@ class RunStore:
         for k in range(0, len(ids), 500):
             chunk = ids[k:k + 500]
             runs += [self._run(r, place) for r in self.index.rows(
-                place, f"id IN ({', '.join('?' * len(chunk))})", tuple(chunk))]
+                place, f"id IN ({', '.join('?' * len(chunk))})", tuple(chunk), ordered=False)]
         runs.sort(key=lambda r: (r.sort_key, r.id), reverse=True)
         return runs
 
@@ -256,7 +256,7 @@ class RunStore:
         for k in range(0, len(ids), 500):
             chunk = ids[k:k + 500]
             runs += [self._run(r, RUNS) for r in self.index.rows(
-                RUNS, f"parent IN ({', '.join('?' * len(chunk))})", tuple(chunk))]
+                RUNS, f"parent IN ({', '.join('?' * len(chunk))})", tuple(chunk), ordered=False)]
         runs.sort(key=lambda r: (r.sort_key, r.id), reverse=True)
         return runs
 
