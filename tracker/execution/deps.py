@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ..fsutil import copy_hashed, hash_path
 from ..project.loader import OpDef, Project
-from ..store import Run, RunStore
+from ..store import RunStore
 from .deps_apply import DepsPlan
 from .deps_resolve import Resolved, resolve_file, resolve_operation
 from .deps_spec import Dependency, dependency_names, parse_requires, take_dep_specs

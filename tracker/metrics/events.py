@@ -53,7 +53,6 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-_F32_MAX = 3.4028234663852886e38
 
 
 def _f32(value: float) -> bytes:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import time
 from typing import Any, Callable, Iterable
 
 from ..fsutil import load_attr
@@ -150,6 +149,7 @@ _FILE_SIG = struct.Struct("4q")
 
 
 def file_sig(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What changes when an attr file changes: inode, size, mtime and ctime."""
     return (st.st_ino & INO_MASK, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 

@@ -7,7 +7,6 @@ flag), and `[last|first|min|max|avg|count|step] [prefix#]tag [as NAME]`.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from typing import Any, Sequence

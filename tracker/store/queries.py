@@ -1,0 +1,193 @@
+"""Asking the run store about its runs: each question one or a few run-index queries.
+
+`RunQueries` is the reading half of `RunStore`: runs newest first matching a
+filter (a page at a time), counts, positions, id prefixes, children, the
+newest completed run of an operation, and `trk check`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterable, Iterator
+
+from .attrs import FileCheck
+from .moves import clean_leftovers
+from .run import Run, is_locked
+from .runindex import RUNS, SUMMARY, TRASH, RunIndex
+
+# The first runs of a result have their attr files checked as they are used
+# (a file edited in place is noticed); past those, a command over thousands
+# of runs trusts the index (`trk check --reindex` reads everything again).
+CHECKED_RUNS = 500
+
+
+class RunQueries:
+    """Run-index queries for a store (`runs_dir`, `trash_dir`, `index_dir`, `_warn`)."""
+
+    runs_dir: str
+    trash_dir: str
+    index_dir: str
+    _index: RunIndex | None
+
+    # -- the index ------------------------------------------------------
+
+    @property
+    def index(self) -> RunIndex:
+        """The run index of this store (`index/runs.sqlite`)."""
+        if self._index is None:
+            self._index = RunIndex(os.path.join(self.index_dir, "runs.sqlite"),
+                                   {RUNS: self.runs_dir, TRASH: self.trash_dir}, is_locked)
+        return self._index
+
+    def _changed(self) -> None:
+        """Runs were added or moved: the next query looks at the directories again."""
+        if self._index is not None:
+            self._index.synced.clear()
+
+    def touched(self, run: Run) -> None:
+        """A run trk holds changed an attr: bring its index row up to date."""
+        if self._index is not None and run.dir.startswith(self.runs_dir + "/"):
+            self._index.refresh(run.id, RUNS)
+
+    def _run(self, row: tuple, place: int, check: bool = True) -> Run:
+        run_id, attrs_json, bad = row[0], row[4], row[5]
+        base = self.trash_dir if place == TRASH else self.runs_dir
+        path = f"{base}/{run_id}"
+        if bad is not None:
+            reason, _, where = bad.partition("\0")
+            self._warn(f"run {run_id[:8]}: {reason} in {where or path}; listed as error")
+            try:
+                attrs = json.loads(attrs_json)
+            except (TypeError, ValueError):
+                attrs = {}
+            return Run(run_id, path, {**attrs, "id": run_id}, error=reason)
+        summary = {k: v for k, v in zip(SUMMARY, row[7:]) if v is not None}
+        tags = summary.get("tags")
+        summary["tags"] = [] if tags is None or tags == "[]" else json.loads(tags)
+        summary["id"] = run_id
+        file_check = None
+        if check and row[1] is not None and row[3] is not None:
+            file_check = FileCheck(self.index, run_id, f"{path}/.trk/attrs", attrs_json, row[3])
+        run = Run(run_id, path, check=file_check, summary=summary, attrs_json=attrs_json,
+                  on_write=self.touched if place == RUNS else None, on_error=self._damaged)
+        if row[6] in ("completed", "error", "terminated") and row[1] is not None:
+            run._status = row[6]  # final: the index's status is the run's
+        return run
+
+    def _damaged(self, run: Run, where: str) -> None:
+        if not os.path.lexists(run.dir):
+            return  # moved or purged by another process since the index was asked: not damage
+        self._warn(f"run {run.short_id}: {run.error} in {where}; listed as error")
+
+    def query(self, filt: Any = None, deleted: bool = False, limit: int | None = None, offset: int = 0,
+              check: bool = True) -> list[Run]:
+        """Runs newest first matching `filt` (a select.RunFilter), a page at a time.
+
+        Corrupt runs are listed as error runs, with a warning each.
+        """
+        place = TRASH if deleted else RUNS
+        where, params = filt.sql() if filt is not None else ("", ())
+        rows = self.index.rows(place, where, params, limit, offset)
+        return [self._run(r, place, check and k < CHECKED_RUNS) for k, r in enumerate(rows)]
+
+    def iter_runs(self, filt: Any = None, deleted: bool = False) -> Iterator[Run]:
+        """All matching runs newest first, read from the index a page at a time."""
+        place = TRASH if deleted else RUNS
+        where, params = filt.sql() if filt is not None else ("", ())
+        for row in self.index.iter_rows(place, where, params):
+            yield self._run(row, place, check=False)
+
+    def listing(self, filt: Any = None, deleted: bool = False) -> Iterator[tuple]:
+        """What a listing line shows of every matching run, newest first, read
+        a page at a time without making Run objects (`trk runs -a` at 100,000
+        runs): (id, operation, sort key, status, label, tags)."""
+        place = TRASH if deleted else RUNS
+        base = self.trash_dir if deleted else self.runs_dir
+        where, params = filt.sql() if filt is not None else ("", ())
+        for run_id, op, status, label, tags, bad, key in self.index.iter_rows(
+                place, where, params, columns="id, op, status, label, tags, bad, sort_key"):
+            if bad is not None:
+                reason, _, where_bad = bad.partition("\0")
+                self._warn(f"run {run_id[:8]}: {reason} in {where_bad or f'{base}/{run_id}'}; listed as error")
+            yield (run_id, op or "?", key, status, label if isinstance(label, str) else "",
+                   [] if tags is None or tags == "[]" else json.loads(tags))
+
+    def count(self, filt: Any = None, deleted: bool = False) -> int:
+        """How many runs match `filt`."""
+        where, params = filt.sql() if filt is not None else ("", ())
+        return self.index.count(TRASH if deleted else RUNS, where, params)
+
+    def position(self, run: Run, filt: Any = None, deleted: bool = False) -> int:
+        """The 1-based index of `run` among the runs matching `filt`."""
+        where, params = filt.sql() if filt is not None else ("", ())
+        return self.index.position(TRASH if deleted else RUNS, (run.id,), where, params)
+
+    def widths(self, filt: Any = None, deleted: bool = False) -> tuple[int, int]:
+        """The longest operation name and status among runs matching `filt`."""
+        where, params = filt.sql() if filt is not None else ("", ())
+        return self.index.widths(TRASH if deleted else RUNS, where, params)
+
+    def by_prefix(self, prefix: str, filt: Any = None, deleted: bool = False, limit: int = 6) -> list[Run]:
+        """Runs whose id starts with `prefix` (at most `limit`)."""
+        where, params = filt.sql() if filt is not None else ("", ())
+        cond = "id >= ? AND id < ?" + (f" AND ({where})" if where else "")
+        low = prefix.lower()
+        high = low + "g"  # ids are hex: every id with this prefix sorts below prefix + "g"
+        place = TRASH if deleted else RUNS
+        return [self._run(r, place) for r in self.index.rows(place, cond, (low, high, *params), limit)]
+
+    def by_ids(self, run_ids: Iterable[str], deleted: bool = False) -> list[Run]:
+        """The runs with these ids that exist, newest first."""
+        ids = list(dict.fromkeys(run_ids))
+        place = TRASH if deleted else RUNS
+        runs: list[Run] = []
+        for k in range(0, len(ids), 500):
+            chunk = ids[k:k + 500]
+            runs += [self._run(r, place) for r in self.index.rows(
+                place, f"id IN ({', '.join('?' * len(chunk))})", tuple(chunk), ordered=False)]
+        runs.sort(key=lambda r: (r.sort_key, r.id), reverse=True)
+        return runs
+
+    def children(self, parent_ids: Iterable[str]) -> list[Run]:
+        """Runs whose `parent` is one of `parent_ids` (steps, trials), newest first."""
+        ids = list(dict.fromkeys(parent_ids))
+        runs: list[Run] = []
+        for k in range(0, len(ids), 500):
+            chunk = ids[k:k + 500]
+            runs += [self._run(r, RUNS) for r in self.index.rows(
+                RUNS, f"parent IN ({', '.join('?' * len(chunk))})", tuple(chunk), ordered=False)]
+        runs.sort(key=lambda r: (r.sort_key, r.id), reverse=True)
+        return runs
+
+    def operations(self) -> list[str]:
+        """The distinct operations of the store's runs."""
+        return self.index.operations(RUNS)
+
+    def newest(self, ops: Iterable[str], status: str = "completed", limit: int = 1) -> list[Run]:
+        """The newest runs of any of `ops` (exact names) with `status`."""
+        ops = list(ops)
+        if not ops:
+            return []
+        cond = f"op IN ({', '.join('?' * len(ops))}) AND status = ?"
+        return [self._run(r, RUNS) for r in self.index.rows(RUNS, cond, (*ops, status), limit)]
+
+    def check(self, reindex: bool = False, progress=None) -> dict[str, Any]:
+        """Look the store over (`trk check`): remove half-made runs a killed
+        process left, bring the run index up to date (`reindex`: read every
+        run again), and count runs and runs with bad metadata."""
+        clean_leftovers(self.runs_dir, ".tmp")
+        clean_leftovers(self.trash_dir, ".purge")
+        index = self.index
+        index.progress = progress
+        try:
+            if reindex:
+                index.rebuild()
+            bad = [self._run(r, RUNS) for r in index.rows(RUNS, "bad IS NOT NULL")]
+            return {"runs": index.count(RUNS), "deleted": index.count(TRASH), "bad": bad}
+        finally:
+            index.progress = None
+
+    def list(self, deleted: bool = False) -> list[Run]:
+        """All runs, newest first (prefer `query`, `count` and friends: they read only what they need)."""
+        return self.query(deleted=deleted)
