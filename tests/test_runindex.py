@@ -136,3 +136,19 @@ def test_running_run_becomes_terminated_when_its_supervisor_dies(trk, trk_home, 
     proc.wait()
     assert "terminated" in lines(trk)[0]
     assert "terminated" in lines(trk, "--terminated")[0]
+
+
+def test_a_run_trk_publishes_needs_no_relisting(trk, trk_home, project):
+    """A new run goes into the index as it is published, so the next command
+    does not list `runs/` again (what keeps `trk run` flat at 100,000 runs)."""
+    import sqlite3
+
+    make_runs(trk_home, 5)
+    lines(trk)  # the index remembers runs/ as it is now (settled)
+    trk("run", "echo", "-y", cwd=project)
+    st = os.stat(trk_home / "runs")
+    db = sqlite3.connect(trk_home / "index" / "runs.sqlite")
+    assert db.execute("SELECT ino, mtime FROM places WHERE place = 0").fetchone() == (st.st_ino, st.st_mtime_ns)
+    assert db.execute("SELECT count(*) FROM runs WHERE op = 'echo'").fetchone() == (1,)
+    assert not [n for n in os.listdir(trk_home / "runs") if n.startswith(".")]  # made in staging/, not runs/
+    assert lines(trk)[0].startswith("[1]  echo")

@@ -19,18 +19,19 @@ from .run import is_locked
 LEFTOVER_AGE_S = 10 * 60
 
 
-def clean_leftovers(base: str, suffix: str, min_age: float = LEFTOVER_AGE_S, stamp: str | None = None) -> None:
+def clean_leftovers(base: str, suffix: str, min_age: float = LEFTOVER_AGE_S, stamp: str | None = None) -> bool:
     """Remove hidden `.*<suffix>` entries in `base` left by killed processes.
 
     Only entries unmodified for `min_age` seconds whose run lock nobody
     holds go: a live process is still making the others. With `stamp`, look
     at most once per `min_age` (listing 10,000 runs for each new run adds up).
+    Returns whether it looked.
     """
     now = time.time()
     if stamp is not None:
         st = _lstat(stamp)
         if st is not None and 0 <= now - st.st_mtime < min_age:
-            return
+            return False
         try:
             os.makedirs(os.path.dirname(stamp), exist_ok=True)
             os.close(os.open(stamp, os.O_WRONLY | os.O_CREAT, 0o644))
@@ -40,7 +41,7 @@ def clean_leftovers(base: str, suffix: str, min_age: float = LEFTOVER_AGE_S, sta
     try:
         names = [n for n in os.listdir(base) if n.startswith(".") and n.endswith(suffix)]
     except OSError:
-        return
+        return True
     for name in names:
         path = os.path.join(base, name)
         # mtimes, not ctimes: making a run touches its dir and attrs dir.
@@ -54,6 +55,7 @@ def clean_leftovers(base: str, suffix: str, min_age: float = LEFTOVER_AGE_S, sta
                 pass
         else:
             remove_tree(path)
+    return True
 
 
 def _lstat(path: str) -> os.stat_result | None:

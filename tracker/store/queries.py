@@ -26,6 +26,7 @@ class RunQueries:
     """Run-index queries for a store (`runs_dir`, `trash_dir`, `index_dir`, `_warn`)."""
 
     runs_dir: str
+    staging_dir: str
     trash_dir: str
     index_dir: str
     _index: RunIndex | None
@@ -176,6 +177,7 @@ class RunQueries:
         """Look the store over (`trk check`): remove half-made runs a killed
         process left, bring the run index up to date (`reindex`: read every
         run again), and count runs and runs with bad metadata."""
+        clean_leftovers(self.staging_dir, ".tmp")
         clean_leftovers(self.runs_dir, ".tmp")
         clean_leftovers(self.trash_dir, ".purge")
         index = self.index

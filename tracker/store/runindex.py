@@ -251,6 +251,22 @@ class RunIndex:
             if db.in_transaction:
                 db.execute("ROLLBACK")  # busy: the next command catches up
 
+    def published(self, run_id: str, before: tuple | None, after: tuple | None) -> None:
+        """trk itself just added `run_id` to `runs/`, whose signature went from
+        `before` to `after`. Add its row; and when the index was up to date
+        with `before`, it is with `after` too, so the next sync need not list
+        the directory (at 100,000 runs, the cost of a `trk run` after another).
+        Another trk process publishing at the same moment adds its own row;
+        a run copied in behind trk's back within the same clock tick would
+        wait for the next change of `runs/` or `trk check`."""
+        row = self._read_row(run_id, RUNS)
+        if row is None:
+            return
+        self._write({run_id: row}, RUNS)
+        if before is not None and after is not None:
+            self.db.execute("UPDATE places SET ino = ?, mtime = ? WHERE place = ? AND ino = ? AND mtime = ?",
+                            (*after, RUNS, *before))
+
     def refresh(self, run_id: str, place: int) -> None:
         """Read one run again (trk changed it, or it moved)."""
         row = self._read_row(run_id, place)

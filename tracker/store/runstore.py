@@ -46,6 +46,7 @@ class RunStore(RunQueries):
         self.locks_dir = os.path.join(self.home, "locks")
         self.index_dir = os.path.join(self.home, "index")
         self.url_cache_dir = os.path.join(self.home, "cache", "urls")
+        self.staging_dir = os.path.join(self.home, "staging")  # runs being made
         self.warnings: list[str] = []
         self._index: RunIndex | None = None
 
@@ -85,7 +86,10 @@ class RunStore(RunQueries):
         must be empty (the user's files are not trk's to adopt) unless `force`.
         """
         os.makedirs(self.runs_dir, exist_ok=True)
-        clean_leftovers(self.runs_dir, ".tmp", stamp=os.path.join(self.index_dir, "leftovers-checked"))
+        os.makedirs(self.staging_dir, exist_ok=True)
+        stamp = os.path.join(self.index_dir, "leftovers-checked")
+        if clean_leftovers(self.staging_dir, ".tmp", stamp=stamp):
+            clean_leftovers(self.runs_dir, ".tmp", min_age=600)  # where earlier versions made runs
         run_id = uuid.uuid4().hex
         if run_dir:
             build = os.path.abspath(run_dir)
@@ -100,13 +104,18 @@ class RunStore(RunQueries):
             except OSError as e:
                 raise TrkError(f"cannot create run directory {build}: {e.strerror}", exit_code=2) from None
         else:
-            build = os.path.join(self.runs_dir, f".{run_id}.tmp")
+            # Made beside `runs/`, not in it: `runs/` changes only when the run
+            # is published, which the run index then learns of (see publish).
+            build = os.path.join(self.staging_dir, f".{run_id}.tmp")
             os.makedirs(os.path.join(build, ".trk", "attrs"))
         return Run(run_id, build, {}), build
 
     def publish(self, run: Run, external: bool = False) -> None:
         """Move a run made by `new_run` into `runs/` (external: link it there)."""
         final = os.path.join(self.runs_dir, run.id)
+        # With a run index in place, it learns of this run now, so the next
+        # command need not list `runs/` again to find it (see RunIndex.published).
+        before = _dir_sig(self.runs_dir) if os.path.exists(os.path.join(self.index_dir, "runs.sqlite")) else None
         if external:
             os.symlink(run.dir, final)
         else:
@@ -115,6 +124,13 @@ class RunStore(RunQueries):
             os.rename(run.dir, final)
             run.dir = final
         self._changed()
+        if before is not None:
+            import sqlite3
+
+            try:
+                self.index.published(run.id, before, _dir_sig(self.runs_dir))
+            except (sqlite3.Error, OSError):
+                pass  # the index finds the run by itself, listing `runs/`
 
     # -- reading ----------------------------------------------------------
 
@@ -322,3 +338,14 @@ def _remove_external_metadata(home: str, target: str, run_id: str) -> None:
         ok = False
     if ok:
         remove_tree(os.path.join(target, ".trk"))
+
+
+def _dir_sig(path: str) -> tuple[int, int] | None:
+    """What the run index remembers of a directory of runs: inode and mtime."""
+    from .attrs import INO_MASK
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino & INO_MASK, st.st_mtime_ns)
