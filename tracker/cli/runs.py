@@ -7,7 +7,8 @@ import json
 
 import click
 
-from .util import confirm, filter_options, run_filter, run_lines, select_runs, store, warn_store
+from .util import (confirm, filter_options, join_cells, line_cells, run_filter, run_lines, select_runs, store,
+                   warn_store)
 
 
 class DefaultListGroup(click.Group):
@@ -68,17 +69,12 @@ def _listing(deleted: bool):
 
 def _stream(st, filt, deleted: bool, short: bool) -> None:
     """`trk runs -a`: print lines as rows are read, a page at a time, laid
-    out as `run_lines` does (column widths from the index)."""
-    from tracker.display import format_time
-
+    out as `run_lines` does, with column widths from the index."""
     op_width, status_width = st.widths(filt, deleted=deleted)
+    widths = [0, op_width] + ([] if short else [19]) + [status_width, 0]
     page: list[str] = []
     for n, (_, op, key, status, label, tags) in enumerate(st.listing(filt, deleted=deleted), 1):
-        cols = [f"[{n}]", op.ljust(op_width)]
-        if not short:
-            cols.append(format_time(key).ljust(19))
-        cols += [status.ljust(status_width), " ".join(tags + ([label] if label else []))]
-        page.append("  ".join(cols).rstrip())
+        page.append(join_cells(line_cells(n, op, key, status, tags, label, short), widths))
         if len(page) >= 1000:
             click.echo("\n".join(page))  # a page per write: 100,000 echo calls cost more than the rest
             page.clear()

@@ -78,33 +78,30 @@ def select_runs(st, specs, filt, default: str = "all", deleted: bool = False, to
         warn_store(st)
 
 
-def label_column(run) -> str:
-    """Tags then label, as Guild's listing shows them."""
-    return " ".join(run.tags + ([run.label] if run.label else []))
-
-
-def run_lines(runs, index_of, short: bool = False, depth_of=None, widths=None) -> list[str]:
-    """Guild-style listing lines: `[N]  op  started  status  label`.
-
-    Columns are as wide as their widest cell, or as `widths` says (a page of
-    a streamed listing, whose later rows are not read yet).
-    """
+def line_cells(index, op: str, sort_key, status: str, tags: list[str], label: str, short: bool) -> list[str]:
+    """The cells of a Guild-style listing line: `[N]  op  started  status  tags label`."""
     from tracker.display import format_time
 
-    rows = []
-    for run in runs:
-        indent = "  " * depth_of(run) if depth_of else ""
-        cols = [f"[{index_of(run)}]", indent + run.opspec]
-        if not short:
-            cols.append(format_time(run.sort_key))
-        cols.append(run.status)
-        cols.append(label_column(run))
-        rows.append(cols)
+    cells = [f"[{index}]", op]
+    if not short:
+        cells.append(format_time(sort_key))
+    return cells + [status, " ".join(tags + ([label] if label else []))]
+
+
+def join_cells(cells: list[str], widths: list[int]) -> str:
+    """One listing line: cells padded to their column's width (the index
+    column is not padded), two spaces apart."""
+    return "  ".join([cells[0]] + [c.ljust(w) for c, w in zip(cells[1:], widths[1:])]).rstrip()
+
+
+def run_lines(runs, index_of, short: bool = False, depth_of=None) -> list[str]:
+    """Guild-style listing lines, columns as wide as their widest cell."""
+    rows = [line_cells(index_of(run), ("  " * depth_of(run) if depth_of else "") + run.opspec, run.sort_key,
+                       run.status, run.tags, run.label, short) for run in runs]
     if not rows:
         return []
-    widths = widths or [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    widths[0] = 0
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [join_cells(r, widths) for r in rows]
 
 
 def confirm(prompt: str, yes: bool, default: bool = True) -> bool:

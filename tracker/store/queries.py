@@ -14,7 +14,7 @@ from typing import Any, Iterable, Iterator
 from .attrs import FileCheck
 from .moves import clean_leftovers
 from .run import Run, is_locked
-from .runindex import RUNS, SUMMARY, TRASH, RunIndex
+from .runindex import FINAL, RUNS, SUMMARY, TRASH, RunIndex
 
 # The first runs of a result have their attr files checked as they are used
 # (a file edited in place is noticed); past those, a command over thousands
@@ -51,28 +51,38 @@ class RunQueries:
         if self._index is not None and run.dir.startswith(self.runs_dir + "/"):
             self._index.refresh(run.id, RUNS)
 
+    @staticmethod
+    def _where(filt: Any, deleted: bool) -> tuple[int, str, tuple]:
+        """The place, and `filt` (a select.RunFilter, or None) as SQL."""
+        where, params = filt.sql() if filt is not None else ("", ())
+        return (TRASH if deleted else RUNS), where, params
+
+    def _bad(self, run_id: str, bad: str, path: str) -> str:
+        """Warn of a run the index read as damaged (`bad`: reason NUL file); returns the reason."""
+        reason, _, where = bad.partition("\0")
+        self._warn(f"run {run_id[:8]}: {reason} in {where or path}; listed as error")
+        return reason
+
     def _run(self, row: tuple, place: int, check: bool = True) -> Run:
         run_id, attrs_json, bad = row[0], row[4], row[5]
         base = self.trash_dir if place == TRASH else self.runs_dir
         path = f"{base}/{run_id}"
         if bad is not None:
-            reason, _, where = bad.partition("\0")
-            self._warn(f"run {run_id[:8]}: {reason} in {where or path}; listed as error")
+            reason = self._bad(run_id, bad, path)
             try:
                 attrs = json.loads(attrs_json)
             except (TypeError, ValueError):
                 attrs = {}
             return Run(run_id, path, {**attrs, "id": run_id}, error=reason)
         summary = {k: v for k, v in zip(SUMMARY, row[7:]) if v is not None}
-        tags = summary.get("tags")
-        summary["tags"] = [] if tags is None or tags == "[]" else json.loads(tags)
+        summary["tags"] = _tags(summary.get("tags"))
         summary["id"] = run_id
         file_check = None
         if check and row[1] is not None and row[3] is not None:
             file_check = FileCheck(self.index, run_id, f"{path}/.trk/attrs", attrs_json, row[3])
         run = Run(run_id, path, check=file_check, summary=summary, attrs_json=attrs_json,
                   on_write=self.touched if place == RUNS else None, on_error=self._damaged)
-        if row[6] in ("completed", "error", "terminated") and row[1] is not None:
+        if row[6] in FINAL and row[1] is not None:
             run._status = row[6]  # final: the index's status is the run's
         return run
 
@@ -81,83 +91,65 @@ class RunQueries:
             return  # moved or purged by another process since the index was asked: not damage
         self._warn(f"run {run.short_id}: {run.error} in {where}; listed as error")
 
-    def query(self, filt: Any = None, deleted: bool = False, limit: int | None = None, offset: int = 0,
-              check: bool = True) -> list[Run]:
+    def query(self, filt: Any = None, deleted: bool = False, limit: int | None = None,
+              offset: int = 0) -> list[Run]:
         """Runs newest first matching `filt` (a select.RunFilter), a page at a time.
 
         Corrupt runs are listed as error runs, with a warning each.
         """
-        place = TRASH if deleted else RUNS
-        where, params = filt.sql() if filt is not None else ("", ())
+        place, where, params = self._where(filt, deleted)
         rows = self.index.rows(place, where, params, limit, offset)
-        return [self._run(r, place, check and k < CHECKED_RUNS) for k, r in enumerate(rows)]
-
-    def iter_runs(self, filt: Any = None, deleted: bool = False) -> Iterator[Run]:
-        """All matching runs newest first, read from the index a page at a time."""
-        place = TRASH if deleted else RUNS
-        where, params = filt.sql() if filt is not None else ("", ())
-        for row in self.index.iter_rows(place, where, params):
-            yield self._run(row, place, check=False)
+        return [self._run(r, place, k < CHECKED_RUNS) for k, r in enumerate(rows)]
 
     def listing(self, filt: Any = None, deleted: bool = False) -> Iterator[tuple]:
         """What a listing line shows of every matching run, newest first, read
         a page at a time without making Run objects (`trk runs -a` at 100,000
         runs): (id, operation, sort key, status, label, tags)."""
-        place = TRASH if deleted else RUNS
+        place, where, params = self._where(filt, deleted)
         base = self.trash_dir if deleted else self.runs_dir
-        where, params = filt.sql() if filt is not None else ("", ())
         for run_id, op, status, label, tags, bad, key in self.index.iter_rows(
                 place, where, params, columns="id, op, status, label, tags, bad, sort_key"):
             if bad is not None:
-                reason, _, where_bad = bad.partition("\0")
-                self._warn(f"run {run_id[:8]}: {reason} in {where_bad or f'{base}/{run_id}'}; listed as error")
-            yield (run_id, op or "?", key, status, label if isinstance(label, str) else "",
-                   [] if tags is None or tags == "[]" else json.loads(tags))
+                self._bad(run_id, bad, f"{base}/{run_id}")
+            yield (run_id, op or "?", key, status, label if isinstance(label, str) else "", _tags(tags))
 
     def count(self, filt: Any = None, deleted: bool = False) -> int:
         """How many runs match `filt`."""
-        where, params = filt.sql() if filt is not None else ("", ())
-        return self.index.count(TRASH if deleted else RUNS, where, params)
+        return self.index.count(*self._where(filt, deleted))
 
     def position(self, run: Run, filt: Any = None, deleted: bool = False) -> int:
         """The 1-based index of `run` among the runs matching `filt`."""
-        where, params = filt.sql() if filt is not None else ("", ())
-        return self.index.position(TRASH if deleted else RUNS, (run.id,), where, params)
+        place, where, params = self._where(filt, deleted)
+        return self.index.position(place, (run.id,), where, params)
 
     def widths(self, filt: Any = None, deleted: bool = False) -> tuple[int, int]:
         """The longest operation name and status among runs matching `filt`."""
-        where, params = filt.sql() if filt is not None else ("", ())
-        return self.index.widths(TRASH if deleted else RUNS, where, params)
+        return self.index.widths(*self._where(filt, deleted))
 
     def by_prefix(self, prefix: str, filt: Any = None, deleted: bool = False, limit: int = 6) -> list[Run]:
         """Runs whose id starts with `prefix` (at most `limit`)."""
-        where, params = filt.sql() if filt is not None else ("", ())
+        place, where, params = self._where(filt, deleted)
         cond = "id >= ? AND id < ?" + (f" AND ({where})" if where else "")
         low = prefix.lower()
         high = low + "g"  # ids are hex: every id with this prefix sorts below prefix + "g"
-        place = TRASH if deleted else RUNS
         return [self._run(r, place) for r in self.index.rows(place, cond, (low, high, *params), limit)]
 
     def by_ids(self, run_ids: Iterable[str], deleted: bool = False) -> list[Run]:
         """The runs with these ids that exist, newest first."""
-        ids = list(dict.fromkeys(run_ids))
-        place = TRASH if deleted else RUNS
-        runs: list[Run] = []
-        for k in range(0, len(ids), 500):
-            chunk = ids[k:k + 500]
-            runs += [self._run(r, place) for r in self.index.rows(
-                place, f"id IN ({', '.join('?' * len(chunk))})", tuple(chunk), ordered=False)]
-        runs.sort(key=lambda r: (r.sort_key, r.id), reverse=True)
-        return runs
+        return self._with(TRASH if deleted else RUNS, "id", run_ids)
 
     def children(self, parent_ids: Iterable[str]) -> list[Run]:
         """Runs whose `parent` is one of `parent_ids` (steps, trials), newest first."""
-        ids = list(dict.fromkeys(parent_ids))
+        return self._with(RUNS, "parent", parent_ids)
+
+    def _with(self, place: int, column: str, values: Iterable[str]) -> list[Run]:
+        """Runs whose `column` is one of `values`, newest first (500 values a query)."""
+        values = list(dict.fromkeys(values))
         runs: list[Run] = []
-        for k in range(0, len(ids), 500):
-            chunk = ids[k:k + 500]
-            runs += [self._run(r, RUNS) for r in self.index.rows(
-                RUNS, f"parent IN ({', '.join('?' * len(chunk))})", tuple(chunk), ordered=False)]
+        for k in range(0, len(values), 500):
+            chunk = values[k:k + 500]
+            runs += [self._run(r, place) for r in self.index.rows(
+                place, f"{column} IN ({', '.join('?' * len(chunk))})", tuple(chunk), ordered=False)]
         runs.sort(key=lambda r: (r.sort_key, r.id), reverse=True)
         return runs
 
@@ -193,3 +185,8 @@ class RunQueries:
     def list(self, deleted: bool = False) -> list[Run]:
         """All runs, newest first (prefer `query`, `count` and friends: they read only what they need)."""
         return self.query(deleted=deleted)
+
+
+def _tags(text: str | None) -> list[str]:
+    """An index row's tags (JSON; most runs have none, so no parse for those)."""
+    return [] if text is None or text == "[]" else json.loads(text)

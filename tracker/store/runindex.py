@@ -41,9 +41,6 @@ FINAL = ("completed", "error", "terminated")
 SUMMARY = ("op", "label", "tags", "parent", "step", "started", "initialized", "stopped", "exit_status",
            "terminated", "staged")
 _ROW = "id, dir_ino, dir_ctime, file_sigs, attrs, bad, status, " + ", ".join(SUMMARY) + ", sort_key"
-# A listing's row: no attrs JSON or signatures (a run shown this way reads
-# anything else it is asked from disk).
-_LEAN_ROW = "id, dir_ino, dir_ctime, NULL, NULL, bad, status, " + ", ".join(SUMMARY) + ", sort_key"
 
 _SCHEMA = f"""
 CREATE TABLE runs (
@@ -314,11 +311,10 @@ class RunIndex:
             sql += f" LIMIT {int(limit) if limit is not None else -1} OFFSET {int(offset)}"
         return self.db.execute(sql, (place, *params)).fetchall()
 
-    def iter_rows(self, place: int, where: str = "", params: tuple = (), page: int = 2000,
-                  columns: str = _LEAN_ROW) -> Iterator[tuple]:
-        """All matching rows, newest first, without their attrs JSON, a page
-        at a time (each page starts where the last ended: no OFFSET scans).
-        `columns` must end with `sort_key` and start with `id`."""
+    def iter_rows(self, place: int, where: str, params: tuple, columns: str, page: int = 2000) -> Iterator[tuple]:
+        """`columns` of all matching rows, newest first, a page at a time (each
+        page starts where the last ended: no OFFSET scans). `columns` start
+        with `id` and end with `sort_key`, and cannot include the attrs JSON."""
         self.sync(place)
         base = f"SELECT {columns} FROM runs WHERE place = ?" + (f" AND ({where})" if where else "")
         order = f" ORDER BY sort_key DESC, id DESC LIMIT {int(page)}"
