@@ -16,6 +16,8 @@ import threading
 import time
 from typing import Any
 
+from ..lines import LineBuffer
+
 from .events import STEP_MAX, STEP_MIN  # light: events imports protobuf and crc32c only when used
 
 # `key=value` / `key: value` on a line of its own; the key has no spaces.
@@ -149,7 +151,7 @@ class OutputScalars:
         self.events_dir = events_dir
         self.writer = None
         self.step = 0
-        self.tail = b""
+        self.lines = LineBuffer()  # the partial last line, between chunks
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -172,9 +174,9 @@ class OutputScalars:
             self._q.put(None)
             self._thread.join()
             self._thread = None
-        if self.tail:
-            self._process(self.tail + b"\n")
-            self.tail = b""
+        _, rest = self.lines.close()
+        if rest:
+            self._process(rest)
         if self.writer is not None:
             self.writer.close()
 
@@ -222,11 +224,9 @@ class OutputScalars:
             self.writer.flush()
 
     def _process_chunk(self, data: bytes) -> None:
-        data = self.tail + data
-        cut = data.rfind(b"\n") + 1
-        self.tail = data[cut:]
-        if cut:
-            self._process(data[:cut])
+        _, lines = self.lines.feed(data)
+        if lines:
+            self._process(lines)
 
     def _process(self, data: bytes) -> None:
         scalars, self.step = parse_lines(self.spec, data, self.step)

@@ -160,9 +160,10 @@ class RunIndex:
                     self._write(changed, place)  # a long first read keeps what it did if interrupted
                     changed = {}
         # Runs still running (or with bad metadata, or written just now) change as they go.
-        for run_id, ino, ctime, status in db.execute(
-                "SELECT id, dir_ino, dir_ctime, status FROM runs WHERE place = ? "
-                "AND (exit_status IS NULL OR bad IS NOT NULL OR dir_ino IS NULL)", (place,)).fetchall():
+        for run_id, ino, ctime, status, bad, *outcome in db.execute(
+                "SELECT id, dir_ino, dir_ctime, status, bad, exit_status, terminated, staged, started FROM runs "
+                "WHERE place = ? AND (exit_status IS NULL OR bad IS NOT NULL OR dir_ino IS NULL)",
+                (place,)).fetchall():
             if run_id in changed:
                 continue
             try:
@@ -171,23 +172,17 @@ class RunIndex:
                 now = None
             if now is None or (now.st_ino & INO_MASK, now.st_ctime_ns) != (ino, ctime):
                 changed[run_id] = self._read_row(run_id, place)
-            else:
-                live = self._live_status(run_id, place)
-                if live is not None and live != status:
-                    db.execute("UPDATE runs SET status = ? WHERE id = ?", (live, run_id))
+                continue
+            # Unchanged attrs, but a supervisor may have died: the lock says.
+            attrs = {k: v for k, v in zip(("exit_status", "terminated", "staged", "started"), outcome) if v is not None}
+            live = derive_status(attrs, bad, lambda: self.is_locked(f"{base}/{run_id}/.trk/lock"))
+            if live != status:
+                db.execute("UPDATE runs SET status = ? WHERE id = ?", (live, run_id))
         self._write(changed, place)
         # A directory changed within the file system's clock tick could change
         # again unseen: remember its mtime only once it has settled.
         if st is not None and time.time_ns() - st.st_mtime_ns > SETTLE_NS:
             db.execute("INSERT OR REPLACE INTO places VALUES (?, ?, ?)", (place, *sig))
-
-    def _live_status(self, run_id: str, place: int) -> str | None:
-        row = self.db.execute("SELECT exit_status, terminated, staged, started, bad FROM runs WHERE id = ?",
-                              (run_id,)).fetchone()
-        if row is None:
-            return None
-        attrs = {k: v for k, v in zip(("exit_status", "terminated", "staged", "started"), row[:4]) if v is not None}
-        return derive_status(attrs, row[4], lambda: self.is_locked(f"{self.bases[place]}/{run_id}/.trk/lock"))
 
     def _read_row(self, run_id: str, place: int) -> tuple | None:
         """A run read from disk as an index row; None when it is gone."""
