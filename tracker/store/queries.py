@@ -30,6 +30,7 @@ class RunQueries:
     trash_dir: str
     index_dir: str
     _index: RunIndex | None
+    _open: set[str]  # runs whose index row is re-checked on every sync (see touched)
 
     # -- the index ------------------------------------------------------
 
@@ -47,9 +48,17 @@ class RunQueries:
             self._index.synced.clear()
 
     def touched(self, run: Run) -> None:
-        """A run trk holds changed an attr: bring its index row up to date."""
-        if self._index is not None and run.dir.startswith(self.runs_dir + "/"):
-            self._index.refresh(run.id, RUNS)
+        """A run trk holds changed an attr: bring its index row up to date.
+
+        Once the row says the run has not finished (a restart cleared its
+        outcome), every sync re-checks it anyway: later writes (the program's
+        start, its end) need no write-through.
+        """
+        if self._index is None or not run.dir.startswith(self.runs_dir + "/") or run.id in self._open:
+            return
+        self._index.refresh(run.id, RUNS)
+        if "exit_status" not in run.attrs:
+            self._open.add(run.id)
 
     @staticmethod
     def _where(filt: Any, deleted: bool) -> tuple[int, str, tuple]:

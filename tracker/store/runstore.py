@@ -49,6 +49,7 @@ class RunStore(RunQueries):
         self.staging_dir = os.path.join(self.home, "staging")  # runs being made
         self.warnings: list[str] = []
         self._index: RunIndex | None = None
+        self._open: set[str] = set()
 
     def _warn(self, message: str) -> None:
         if message not in self.warnings:
