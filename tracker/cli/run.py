@@ -59,7 +59,6 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
       trk run train lr=0.01 --label baseline -t exp1
     """
     from tracker.errors import TrkError
-    from tracker.execution.deps_spec import take_dep_specs
     from tracker.execution.launch import RunOptions, launch, relaunch
     from tracker.execution.process import Sinks
     from tracker.project.loader import load
@@ -88,7 +87,11 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
         click.echo(_op_help(op))
         return
     assigned = parse_assigns(list(assigns))
-    dep_specs = take_dep_specs(op, assigned)
+    dep_specs = {}
+    if op.config.get("requires"):  # most runs need not import the dependency modules
+        from tracker.execution.deps_spec import take_dep_specs
+
+        dep_specs = take_dep_specs(op, assigned)
     flags, extra = resolve_flags(op, assigned, force_flags=force_flags, help_cmd=opspec)
     opts = RunOptions(label=label, tags=list(tags), run_dir=run_dir, force_run_dir=force_run_dir, stage=stage,
                       force_flags=force_flags,

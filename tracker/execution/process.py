@@ -106,6 +106,8 @@ def program_env(run: Run, extra: dict[str, str] | None = None) -> dict[str, str]
 
 def _scalar_parser(run: Run, spec: Any):
     """The output-scalar writer for this run, or None when disabled."""
+    if spec is False:  # `output-scalars: no`: not even the parser's import
+        return None
     from ..metrics.output import OutputScalars
 
     try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import struct
 import time
 from collections import deque
@@ -93,6 +92,8 @@ class EventWriter:
 
     def __init__(self, dir: str, filename_suffix: str = ""):
         os.makedirs(dir, exist_ok=True)
+        import socket  # here: most trk processes never write an event file
+
         name = (f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}."
                 f"{os.getpid()}.{next(_COUNTER)}{filename_suffix}")
         self.path = os.path.join(dir, name)
