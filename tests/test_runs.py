@@ -280,12 +280,12 @@ def test_python_programs_leave_no_bytecode_cache_in_the_run(trk, project):
 def test_large_compare_tables_keep_tabulates_layout():
     import random
 
-    from tracker.cli.compare import _plain_table, format_table
+    from tracker.cli.compare import _plain_table, table_lines
 
     rng = random.Random(7)
     headers = ["run", "operation", "label", "lr", "loss", "é"]
     kinds = ["attr", "attr", "attr", "flag", "scalar", "scalar"]
     words = ["", "a", "train", "evaluate-long", "x y", "0.1", "12.25", "-3e-05", "漢字", "é" * 9]
     for n in (1, 5, 40):  # (large tables are never empty)
-        cells = [[rng.choice(words) for _ in headers] for _ in range(n)]
-        assert _plain_table(headers, cells, kinds) == format_table(headers, cells, kinds), n
+        columns = [[rng.choice(words) for _ in range(n)] for _ in headers]
+        assert list(_plain_table(headers, columns, kinds)) == list(table_lines(headers, columns, kinds)), n

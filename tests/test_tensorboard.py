@@ -41,4 +41,4 @@ def test_tensorboard_serves_selected_runs(trk, tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=30)
-    assert proc.returncode in (0, 130)
+    assert proc.returncode in (0, 130), proc.stderr.read()

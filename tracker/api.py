@@ -77,14 +77,16 @@ def run_info(run: Run | str, store: RunStore | None = None) -> dict[str, Any]:
     return info(store, run)
 
 
-def compare(selected: Sequence[Run] | None = None, columns: str | None = None, store: RunStore | None = None):
-    """The compare table: (headers, rows of raw values), as `trk compare` shows it."""
-    from .views.compare import Comparison, parse_columns
+def compare(selected: Sequence[Run] | None = None, columns: str | Sequence[str] | None = None,
+            store: RunStore | None = None):
+    """The compare table: (headers, rows of raw values), as `trk compare` shows it.
 
-    store = store or RunStore()
-    chosen = list(selected) if selected is not None else store.query()
-    comp = Comparison(store, chosen)
-    return comp.table(parse_columns(columns) if columns else None)
+    `columns` is a `-cc` spec string or a list of specs (`["=prep.k",
+    "prep#loss"]`); `selected` None compares every run.
+    """
+    from .views.compare import compare as compare_table
+
+    return compare_table(store or RunStore(), selected, columns)
 
 
 def stop(selected: Sequence[Run], timeout: float = 10.0):

@@ -6,6 +6,8 @@ import csv
 import json
 import os
 import sys
+from itertools import islice
+from typing import Iterator
 
 import click
 
@@ -31,43 +33,88 @@ def compare(specs, table, columns, csv_path, as_json, skip_unchanged, min_col, m
     Scalars come from an incremental index of the runs' TensorBoard event
     files; a pipeline run shows the scalars of its steps (`train#loss`).
     """
-    from tracker.display import format_cell
-    from tracker.views.compare import Comparison, parse_columns, skip_unchanged as drop_same, sort_rows
+    from tracker.views.columns import parse_columns, skip_unchanged as drop_same, sort_rows
+    from tracker.views.compare import Comparison
 
     st = store()
-    if specs or limit is None:
-        runs = select_runs(st, specs, run_filter(kw))[:limit]
-    else:
-        runs = st.query(run_filter(kw), limit=limit)
-    cmp = Comparison(st, runs)
-    warn_store(st)
-    for w in cmp.warnings:
-        click.echo(f"trk: warning: {w}", err=True)
+    filt = run_filter(kw)
+    if specs:
+        cmp = Comparison(st, select_runs(st, specs, filt)[:limit])
+    else:  # every matching run, read from the index a page at a time
+        cmp = Comparison(st, filt=filt, limit=limit)
     cols = parse_columns(columns) if columns else cmp.default_columns()
-    headers, rows = cmp.table(cols)
+    headers = cmp.headers(cols)
     kinds = ["attr"] + [c.kind for c in cols if not (c.kind == "attr" and c.key == "run")]
-    rows = sort_rows(headers, rows, min_col, max_col)
-    if skip_unchanged and len(rows) > 1:
-        headers, kinds, rows = drop_same(headers, kinds, rows)
     if as_json:
+        rows = sort_rows(headers, [r for page in cmp.pages(cols) for r in page], min_col, max_col)
+        _warn(st, cmp)
+        if skip_unchanged and len(rows) > 1:
+            headers, kinds, rows = drop_same(headers, kinds, rows)
         click.echo(json.dumps([dict(zip(headers, r)) for r in rows], indent=2, default=str))
         return
-    cells = [[format_cell(v, k) for v, k in zip(r, kinds)] for r in rows]
+    headers, kinds, columns_ = _columns(cmp, cols, headers, kinds, min_col, max_col, skip_unchanged)
+    _warn(st, cmp)
     if csv_path:
         out = sys.stdout if csv_path == "-" else open(csv_path, "w", newline="")
         try:
             w = csv.writer(out)
             w.writerow(headers)
-            w.writerows(cells)
+            w.writerows(zip(*columns_))
         finally:
             if out is not sys.stdout:
                 out.close()
         return
-    text = format_table(headers, cells, kinds)
+    lines = table_lines(headers, columns_, kinds)
     if table or not sys.stdout.isatty() or os.environ.get("TRK_NO_PAGER"):
-        click.echo(text)
+        while True:
+            chunk = list(islice(lines, 1000))
+            if not chunk:
+                break
+            click.echo("\n".join(chunk))
     else:
-        click.echo_via_pager(text + "\n")
+        click.echo_via_pager(line + "\n" for line in lines)
+
+
+def _warn(st, cmp) -> None:
+    """What the store and the scalar index ran into while the rows were read."""
+    warn_store(st)
+    for w in cmp.warnings:
+        click.echo(f"trk: warning: {w}", err=True)
+
+
+def _columns(cmp, cols, headers, kinds, min_col, max_col, skip_unchanged):
+    """The table's cells, column by column, formatted a page at a time (raw
+    values are not kept: at 100,000 runs they would not fit the memory a
+    listing may use), sorted by --min/--max and trimmed by -u."""
+    from tracker.display import cell_formatter
+    from tracker.views.columns import sort_rows
+
+    sort_col = min_col or max_col
+    if sort_col:
+        sort_rows(headers, [], min_col, max_col)  # an unknown column is an error before any work
+    at = headers.index(sort_col) if sort_col else None
+    formats = [cell_formatter(k) for k in kinds]
+    # Cells that repeat (operations, statuses, flag values) share one string.
+    shown = [c for c in cols if not (c.kind == "attr" and c.key == "run")]
+    shared = [False] + [c.kind == "flag" or (c.kind == "attr" and c.key not in ("started", "stopped", "label"))
+                        for c in shown]
+    out: list[list[str]] = [[] for _ in headers]
+    keys: list = []
+    seen: dict[str, str] = {}
+    for ids, values in cmp.column_pages(cols):
+        for i, (fmt, col) in enumerate(zip(formats, [ids, *values])):
+            cells = map(fmt, col)
+            out[i] += [seen.setdefault(c, c) for c in cells] if shared[i] else cells
+        if at is not None:
+            keys += [ids, *values][at]
+    if at is not None:
+        order = [k for _, k in sort_rows(["key", "k"], [[v, k] for k, v in enumerate(keys)],
+                                         "key" if min_col else None, "key" if max_col else None)]
+        out = [[col[k] for k in order] for col in out]
+    if skip_unchanged and out and len(out[0]) > 1:
+        keep = [0] + [i for i in range(1, len(headers)) if len(set(out[i])) > 1]
+        headers, kinds, out = [headers[i] for i in keep], [kinds[i] for i in keep], [out[i] for i in keep]
+    return headers, kinds, out
 
 
 # Past this many rows, tables are laid out by `_plain_table` (the same
@@ -75,28 +122,25 @@ def compare(specs, table, columns, csv_path, as_json, skip_unchanged, min_col, m
 LARGE_TABLE = 2000
 
 
-def format_table(headers, cells, kinds) -> str:
+def table_lines(headers, columns, kinds) -> Iterator[str]:
     """A plain tabulate table, scalars right-aligned, no trailing spaces."""
-    if len(cells) > LARGE_TABLE:
-        return _plain_table(headers, cells, kinds)
+    if columns and len(columns[0]) > LARGE_TABLE:
+        return _plain_table(headers, columns, kinds)
     from tabulate import tabulate
 
     align = ["right" if k == "scalar" else "left" for k in kinds]
-    text = tabulate(cells, headers=headers, tablefmt="plain", disable_numparse=True, colalign=align)
-    return "\n".join(line.rstrip() for line in text.splitlines())
+    text = tabulate(list(zip(*columns)), headers=headers, tablefmt="plain", disable_numparse=True, colalign=align)
+    return iter([line.rstrip() for line in text.splitlines()])
 
 
-def _plain_table(headers, cells, kinds) -> str:
+def _plain_table(headers, columns, kinds) -> Iterator[str]:
     """tabulate's "plain" layout for one-line cells: each column as wide as
     its widest cell or its header plus 2, two spaces between columns."""
+    widths = [max(len(h) + 2, max(map(len, col), default=0)) for h, col in zip(headers, columns)]
     right = [k == "scalar" for k in kinds]
-    widths = [len(h) + 2 for h in headers]
-    for row in cells:
-        for i, c in enumerate(row):
-            if len(c) > widths[i]:
-                widths[i] = len(c)
-
-    def line(row) -> str:
-        return "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right)).rstrip()
-
-    return "\n".join([line(headers)] + [line(row) for row in cells])
+    yield "  ".join(h.rjust(w) if r else h.ljust(w) for h, w, r in zip(headers, widths, right)).rstrip()
+    for k in range(0, len(columns[0]), 1000):  # padded a thousand rows at a time
+        padded = [[c.rjust(w) for c in col[k:k + 1000]] if r else [c.ljust(w) for c in col[k:k + 1000]]
+                  for col, w, r in zip(columns, widths, right)]
+        for row in zip(*padded):
+            yield "  ".join(row).rstrip()

@@ -35,7 +35,8 @@ def _listing(deleted: bool):
     @click.option("-s", "--short", is_flag=True, help="Omit the start time.")
     @click.option("-n", "--limit", type=int, default=None, help="Show at most N runs (default 20).")
     @click.option("-a", "--all", "show_all", is_flag=True, help="Show all runs.")
-    @click.option("--tree", is_flag=True, help="Show step runs under their pipeline.")
+    @click.option("--tree", is_flag=True,
+                  help="Show step runs under their pipeline, and under each run the runs it requires (<-).")
     @click.option("--json", "as_json", is_flag=True, help="Print runs as JSON.")
     @filter_options()
     def listing(specs, short, limit, show_all, tree, as_json, **kw):
@@ -59,9 +60,9 @@ def _listing(deleted: bool):
             click.echo(json.dumps([dict(r.to_dict(), index=index[r.id]) for r in listed], indent=2))
             return
         if tree:
-            listed = _tree_order(listed)
+            listed = _tree_order(st, listed)
         depth_of = (lambda r: getattr(r, "_depth", 0)) if tree else None
-        for line in run_lines(listed, lambda r: index[r.id], short=short, depth_of=depth_of):
+        for line in run_lines(listed, lambda r: index.get(r.id, r.id[:8]), short=short, depth_of=depth_of):
             click.echo(line)
 
     return listing
@@ -83,7 +84,13 @@ def _stream(st, filt, deleted: bool, short: bool) -> None:
     warn_store(st)
 
 
-def _tree_order(runs):
+def _tree_order(st, runs):
+    """Steps under their pipeline; under each run, a `<-` line per run it
+    requires (its dependency edges; the upstream run keeps its own place)."""
+    from tracker.store.run import RunRecord
+    from tracker.views.lineage import Lineage
+
+    lineage = Lineage(st)
     ids = {r.id for r in runs}
     children: dict = {}
     for r in runs:
@@ -94,10 +101,26 @@ def _tree_order(runs):
         for r in sorted(children.get(parent_id, []), key=lambda r: r.sort_key, reverse=parent_id is None):
             r._depth = depth
             out.append(r)
+            for up in lineage.upstream(RunRecord.of(r)):
+                out.append(_Required(up, depth + 1))
             walk(r.id, depth + 1)
 
     walk(None, 0)
     return out
+
+
+class _Required:
+    """A `<-` line of `trk runs --tree`: a run the line above requires."""
+
+    def __init__(self, up, depth: int):
+        rec = up.record
+        self.id = up.run_id
+        self._depth = depth
+        self.opspec = f"<- {rec.op if rec else '?'}"
+        self.sort_key = rec.started if rec and rec.started else 0
+        self.status = up.state
+        self.tags = []
+        self.label = up.name
 
 
 runs.command("list", help="List runs, newest first.")(_listing(False))

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator
 
 from .attrs import FileCheck
 from .moves import clean_leftovers
-from .run import Run, is_locked
+from .run import Run, RunRecord, index_stamp, is_locked
 from .runindex import FINAL, RUNS, SUMMARY, TRASH, RunIndex
 
 # The first runs of a result have their attr files checked as they are used
@@ -122,6 +122,59 @@ class RunQueries:
                 self._bad(run_id, bad, f"{base}/{run_id}")
             yield (run_id, op or "?", key, status, label if isinstance(label, str) else "", _tags(tags))
 
+    def scan(self, filt: Any = None, deleted: bool = False,
+             limit: int | None = None) -> Iterator[tuple[str, str | None, str | None]]:
+        """(id, parent, scalar-index stamp) of every matching run, newest first,
+        streamed from the index a page at a time (what a table over 100,000
+        runs starts from)."""
+        place, where, params = self._where(filt, deleted)
+        rows = self.index.iter_rows(place, where, params, columns="id, parent, status, stopped, sort_key")
+        for k, (run_id, parent, status, stopped, _) in enumerate(rows):
+            if limit is not None and k >= limit:
+                return
+            yield run_id, parent if isinstance(parent, str) and parent else None, index_stamp(status, stopped)
+
+    def records(self, run_ids: Iterable[str], deleted: bool = False, checked: bool = False) -> dict[str, RunRecord]:
+        """RunRecords of the runs with these ids that exist (500 ids a query).
+
+        A finished run with sound metadata is read from its index row alone;
+        others (running, damaged), and all of them when `checked`, go through
+        a Run object, which checks its attr files and lock as listings do.
+        """
+        place = TRASH if deleted else RUNS
+        base = self.trash_dir if deleted else self.runs_dir
+        values = list(dict.fromkeys(run_ids))
+        out: dict[str, RunRecord] = {}
+        for k in range(0, len(values), 500):
+            chunk = values[k:k + 500]
+            slow = []
+            for row in self.index.records(place, chunk):
+                run_id, status, bad, ino, op, label, tags, parent, step, started, stopped, exit_status, flags, deps = row
+                if checked or bad is not None or ino is None or status not in FINAL:
+                    slow.append(run_id)
+                    continue
+                out[run_id] = RunRecord(run_id, op or "?", status, label if isinstance(label, str) else "",
+                                        _tags(tags), parent or None, step or None, started, stopped, exit_status,
+                                        _json(flags, dict), _json(deps, list), f"{base}/{run_id}")
+            for run in self._with(place, "id", slow):
+                out[run.id] = RunRecord.of(run)
+        return out
+
+    def dependents(self, run_ids: Iterable[str]) -> dict[str, list[str]]:
+        """{upstream id: ids of the runs (in runs/, newest first) whose `deps` name it}."""
+        out: dict[str, list[str]] = {}
+        for upstream in run_ids:
+            found = self.index.dependents(RUNS, upstream)
+            if found:
+                out[upstream] = found
+        return out
+
+    def flag_names(self, run_ids: Iterable[str], deleted: bool = False) -> set[str]:
+        """The names of the flags any of these runs has (no attrs parsed in Python)."""
+        values = list(run_ids)
+        return {name for k in range(0, len(values), 500)
+                for name in self.index.flag_names(TRASH if deleted else RUNS, values[k:k + 500])}
+
     def count(self, filt: Any = None, deleted: bool = False) -> int:
         """How many runs match `filt`."""
         return self.index.count(*self._where(filt, deleted))
@@ -194,6 +247,17 @@ class RunQueries:
     def list(self, deleted: bool = False) -> list[Run]:
         """All runs, newest first (prefer `query`, `count` and friends: they read only what they need)."""
         return self.query(deleted=deleted)
+
+
+def _json(text: str | None, kind: type) -> Any:
+    """An attr the index extracted as JSON text, or an empty `kind` when absent or of another type."""
+    if text is None:
+        return kind()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return kind()
+    return value if isinstance(value, kind) else kind()
 
 
 def _tags(text: str | None) -> list[str]:

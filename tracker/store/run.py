@@ -12,7 +12,7 @@ import fcntl
 import json
 import os
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..fsutil import atomic_write, dump_attr
 from .attrs import BadAttrs, FileCheck, metadata_error, read_attrs_dir
@@ -226,9 +226,7 @@ class Run:
     def index_stamp(self) -> str | None:
         """For the scalar index: set once the run is finished, so an indexed
         finished run is never scanned again; None while it may change."""
-        if self.status in ("completed", "error", "terminated") and self.stopped:
-            return str(self.stopped)
-        return None
+        return index_stamp(self.status, self.stopped)
 
     # -- how a run ends: one place writes it ------------------------------
 
@@ -302,6 +300,61 @@ class Run:
         if self.error:
             d["error"] = self.error
         return d
+
+
+class RunRecord(NamedTuple):
+    """What a table of many runs needs of one run (`trk compare` at 100,000
+    runs), read from the run index without a Run object or its whole attrs."""
+
+    id: str
+    op: str
+    status: str
+    label: str
+    tags: list
+    parent: str | None
+    step: str | None
+    started: int | None
+    stopped: int | None
+    exit_status: Any
+    flags: dict
+    deps: list
+    dir: str
+
+    @classmethod
+    def of(cls, run: Run) -> "RunRecord":
+        """The record of a run trk already holds."""
+        parent, step, deps = run.parent, run.get("step"), run.get("deps")
+        return cls(run.id, run.opspec, run.status, run.label, run.tags,
+                   parent if isinstance(parent, str) and parent else None,
+                   step if isinstance(step, str) and step else None, _int(run.started), _int(run.stopped),
+                   run.get("exit_status"), run.flags if isinstance(run.flags, dict) else {},
+                   [d for d in deps if isinstance(d, dict)] if isinstance(deps, list) else [], run.dir)
+
+    @property
+    def short_id(self) -> str:
+        """The first 8 hex digits of the id."""
+        return self.id[:8]
+
+    @property
+    def duration_us(self) -> int | None:
+        """Run time in microseconds (so far, while running), or None."""
+        if not self.started:
+            return None
+        if self.stopped is None:
+            return now_us() - self.started if self.status == "running" else None
+        return self.stopped - self.started
+
+
+def index_stamp(status: str, stopped: Any) -> str | None:
+    """The scalar index's stamp of a run: its stop time once it finished, so
+    an indexed finished run is never scanned again; None while it may change."""
+    if status in ("completed", "error", "terminated") and stopped:
+        return str(stopped)
+    return None
+
+
+def _int(v: Any) -> int | None:
+    return v if type(v) is int else None
 
 
 def is_locked(path: str) -> bool:

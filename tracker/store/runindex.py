@@ -322,6 +322,42 @@ class RunIndex:
             batch = self.db.execute(base + " AND (sort_key, id) < (?, ?)" + order,
                                     (place, *params, last[-1], last[0])).fetchall()
 
+    def records(self, place: int, run_ids: list[str]) -> list[tuple]:
+        """For a RunRecord: id, status, bad, dir_ino, op, label, tags, parent,
+        step, started, stopped, exit_status, and the flags and deps attrs as
+        JSON text (SQLite picks them out of the attrs, so Python never parses
+        a whole run's attrs)."""
+        import sqlite3
+
+        self.sync(place)
+        sql = ("SELECT id, status, bad, dir_ino, op, label, tags, parent, step, started, stopped, exit_status, "
+               "json_extract(attrs, '$.flags'), json_extract(attrs, '$.deps') "
+               f"FROM runs LEFT JOIN run_attrs USING (id) WHERE +place = ? AND id IN ({', '.join('?' * len(run_ids))})")
+        try:
+            return self.db.execute(sql, (place, *run_ids)).fetchall()
+        except sqlite3.OperationalError:  # attrs JSON SQLite cannot read: every run the slow way (a Run)
+            return [(i, None, "unreadable", *([None] * 11)) for i in run_ids]
+
+    def dependents(self, place: int, run_id: str) -> list[str]:
+        """Runs whose `deps` attr records `run_id` as an upstream run, newest first."""
+        self.sync(place)
+        deps = ("coalesce(CASE WHEN json_valid(attrs) THEN CASE WHEN json_type(attrs, '$.deps') = 'array' "
+                "THEN json_extract(attrs, '$.deps') END END, '[]')")
+        sql = ("SELECT runs.id FROM runs JOIN run_attrs USING (id) WHERE +place = ? AND instr(attrs, ?) > 0 "
+               f"AND EXISTS (SELECT 1 FROM json_each({deps}) d "
+               "WHERE d.type = 'object' AND json_extract(d.value, '$.run') = ?) "
+               "ORDER BY sort_key DESC, runs.id DESC")
+        return [r[0] for r in self.db.execute(sql, (place, run_id, run_id))]
+
+    def flag_names(self, place: int, run_ids: list[str]) -> list[str]:
+        """The distinct flag names of these runs (SQLite reads them out of the attrs JSON)."""
+        self.sync(place)
+        flags = ("coalesce(CASE WHEN json_valid(attrs) THEN CASE WHEN json_type(attrs, '$.flags') = 'object' "
+                 "THEN json_extract(attrs, '$.flags') END END, '{}')")
+        sql = (f"SELECT DISTINCT j.key FROM runs JOIN run_attrs USING (id), json_each({flags}) j "
+               f"WHERE +place = ? AND runs.id IN ({', '.join('?' * len(run_ids))})")
+        return [r[0] for r in self.db.execute(sql, (place, *run_ids))]
+
     def count(self, place: int, where: str = "", params: tuple = ()) -> int:
         """How many runs match."""
         self.sync(place)

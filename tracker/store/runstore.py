@@ -160,7 +160,13 @@ class RunStore(RunQueries):
                     f"cannot delete running run{'s' if len(running) > 1 else ''} {ids}",
                     "Stop them first, or use --force.",
                 )
-        return self._move(runs, self.runs_dir, self.trash_dir, "delete", check_running=not force)
+        done = self._move(runs, self.runs_dir, self.trash_dir, "delete", check_running=not force)
+        for upstream, downstream in self.dependents([r.id for r in done]).items():
+            n = len(downstream)
+            self._warn(f"run {upstream[:8]} is required by {n} run{'s' if n > 1 else ''} "
+                       f"({', '.join(d[:8] for d in downstream[:3])}{', ...' if n > 3 else ''}); "
+                       f"they keep their copies/links, and show it as deleted until it is restored or purged")
+        return done
 
     def restore(self, runs: Iterable[Run]) -> list[Run]:
         """Move deleted runs back from the trash (skipping as `delete` does)."""

@@ -1,166 +1,203 @@
-"""Comparing runs: Guild's column specs, resolved against runs and scalars.
+"""Comparing runs: each row's attributes, flags and scalars, a page at a time.
 
-A column spec is a comma-separated list of `.attr` (operation, status,
-label, started, time, ...), `=flag` (or `=step.flag` for a pipeline step's
-flag), and `[last|first|min|max|avg|count|step] [prefix#]tag [as NAME]`.
+`Comparison` reads the runs to compare from the run index 500 at a time
+(records, not Run objects; the scalars of that page only), so comparing
+100,000 runs holds one page in memory, not the store. Columns reach past a
+run's own values: `=fit.lr` / `fit#loss` to a pipeline's step, and
+`=prep.k` / `prep#loss` to an upstream run through `requires:` (see
+`lineage`).
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from ..display import format_duration, format_time
-from ..errors import TrkError
 from ..store import Run, RunStore
+from ..store.run import RunRecord, index_stamp
+from .columns import Column, lookup, parse_columns
+from .lineage import Lineage
 
-ATTRS = ("run", "id", "operation", "started", "stopped", "time", "status", "label", "tags", "exit_status",
-         "step", "parent")
-_SCALAR = re.compile(r"^(?:(last|first|min|max|avg|count|step)\s+)?(\S+?)(?:\s+as\s+(.+))?$")
-
-
-@dataclass
-class Column:
-    """One column of a comparison: an attr, a flag or a scalar, with its header."""
-    kind: str  # "attr", "flag" or "scalar"
-    key: str  # attr name, flag name, or scalar key (`tag` or `prefix#tag`)
-    header: str
-    qualifier: str = "last"
-
-
-def parse_columns(spec: str) -> list[Column]:
-    """Parse `-cc` column specs; raise TrkError naming a bad item."""
-    cols = []
-    for item in (s.strip() for s in spec.split(",")):
-        if not item:
-            continue
-        name = None
-        m_as = re.match(r"^(.*?)\s+as\s+(.+)$", item)
-        if m_as:
-            item, name = m_as.group(1).strip(), m_as.group(2).strip()
-        if item.startswith("."):
-            attr = item[1:]
-            if attr not in ATTRS:
-                raise TrkError(f"unknown column '{item}'", "Attribute columns: " + ", ".join("." + a for a in ATTRS))
-            cols.append(Column("attr", "run" if attr == "id" else attr, name or attr))
-        elif item.startswith("="):
-            flag = item[1:]
-            if not flag:
-                raise TrkError(f"invalid column '{item}': expected =FLAG")
-            cols.append(Column("flag", flag, name or flag))
-        else:
-            m = _SCALAR.match(item)
-            if not m:
-                raise TrkError(f"invalid column '{item}'")
-            qual, key, _ = m.groups()
-            tag = key[1:] if key.startswith("#") else key
-            header = name or (tag if not qual or qual == "last" else f"{qual} {tag}")
-            cols.append(Column("scalar", tag, header, qual or "last"))
-    return cols
+PAGE = 500  # the first page is read with its attr files checked (as listings check their first 500 runs)
 
 
 class Comparison:
-    """Runs to compare, with their scalars and pipeline relations."""
+    """The runs to compare: given Run objects, or every run matching a filter."""
 
-    def __init__(self, store: RunStore, runs: Sequence[Run], all_runs: Sequence[Run] | None = None):
-        """`all_runs`, when given, holds the runs' pipelines and steps; else the store is asked for them."""
+    def __init__(self, store: RunStore, runs: Sequence[Run] | None = None, filt: Any = None,
+                 limit: int | None = None):
+        """`runs` in the order to show them; else the runs matching `filt`
+        (a select.RunFilter, None: all), newest first, at most `limit`."""
         self.store = store
-        self.runs = list(runs)
-        all_runs = list(all_runs) if all_runs is not None else self._related(store, self.runs)
-        self.by_id = {r.id: r for r in all_runs}
-        self.steps: dict[str, dict[str, Run]] = {}
-        for r in all_runs:
-            parent, step = _parent_of(r), r.get("step")
-            if parent and isinstance(step, str) and step:  # hand-edited attrs may hold anything
-                self.steps.setdefault(parent, {}).setdefault(step, r)
-        wanted = {r.id: r for r in self.runs}
-        for r in self.runs:  # a step row may show its pipeline's scalars
-            p = self.by_id.get(_parent_of(r))
-            if p is not None:
-                wanted.setdefault(p.id, p)
+        self.lineage = Lineage(store)
+        self._given: dict[str, RunRecord] = {}
+        stamps: list[tuple[str, str, str | None]] = []
+        if runs is not None:
+            for r in runs:
+                self._given.setdefault(r.id, RunRecord.of(r))
+            self.ids = list(self._given)
+            stamps = [(rec.id, rec.dir, _stamp(rec)) for rec in self._given.values()]
+            parents = {rec.parent for rec in self._given.values()} - set(self._given)
+        else:
+            self.ids, parents = [], set()
+            for run_id, parent, stamp in store.scan(filt, limit=limit):
+                self.ids.append(run_id)
+                stamps.append((run_id, f"{store.runs_dir}/{run_id}", stamp))
+                parents.add(parent)
+            parents -= set(self.ids)
+        parents.discard(None)
         self.index = store.scalar_index()
-        self.index.refresh([(r.id, r.dir, r.index_stamp) for r in wanted.values()])
-        self.scalars = self.index.get(list(wanted))
-        self.warnings = list(getattr(self.index, "warnings", []) or [])
+        # Step rows may show their pipeline's scalars: index those pipelines too.
+        self.index.refresh(stamps + [(r.id, r.dir, _stamp(r)) for r in store.records(parents).values()])
 
-    @staticmethod
-    def _related(store: RunStore, runs: list[Run]) -> list[Run]:
-        """The runs, their pipelines, and the steps of both: what step columns
-        (`=fit.lr`, `fit#loss`) may reach, read from the index, not the store."""
-        known = {r.id: r for r in runs}
-        parents = {p for p in map(_parent_of, runs) if p and p not in known}
-        for r in store.by_ids(parents):
-            known.setdefault(r.id, r)
-        for r in store.children(list(known)):
-            known.setdefault(r.id, r)
-        return list(known.values())
+    @property
+    def warnings(self) -> list[str]:
+        """What went wrong with the scalar index so far (a damaged index moved aside...)."""
+        return list(getattr(self.index, "warnings", []) or [])
+
+    @property
+    def runs(self) -> list[str]:
+        """Ids of the compared runs, in row order."""
+        return self.ids
+
+    # -- columns --------------------------------------------------------
 
     def default_columns(self) -> list[Column]:
         """Columns when none are given: attrs, every flag, every scalar tag."""
         cols = [Column("attr", a, a) for a in ("operation", "started", "time", "status", "label")]
-        flags = sorted({f for r in self.runs for f in r.flags})
-        cols += [Column("flag", f, f) for f in flags]
-        tags = sorted({t for r in self.runs for (_, t) in self.scalars.get(r.id, {})})
-        cols += [Column("scalar", t, t) for t in tags]
-        return cols
+        if self._given:
+            flags = {f for rec in self._given.values() for f in rec.flags}
+        else:
+            flags = self.store.flag_names(self.ids)
+        cols += [Column("flag", f, f) for f in sorted(flags)]
+        tags = sorted({t for _, t in self.index.tags(self.ids)})
+        return cols + [Column("scalar", t, t) for t in tags]
 
     def table(self, columns: list[Column] | None = None) -> tuple[list[str], list[list[Any]]]:
         """Headers and rows (raw values); `run` is always the first column."""
         cols = columns if columns is not None else self.default_columns()
-        headers = ["run"] + [c.header for c in cols if not (c.kind == "attr" and c.key == "run")]
-        cols = [c for c in cols if not (c.kind == "attr" and c.key == "run")]
-        rows = [[r.short_id] + [self.value(r, c) for c in cols] for r in self.runs]
-        return headers, rows
+        return self.headers(cols), [row for page in self.pages(cols) for row in page]
 
-    def value(self, run: Run, col: Column) -> Any:
-        """The raw value of `col` for `run` (None when it has none)."""
+    @staticmethod
+    def headers(columns: list[Column]) -> list[str]:
+        """The table's headers: `run`, then each column's."""
+        return ["run"] + [c.header for c in columns if not (c.kind == "attr" and c.key == "run")]
+
+    def pages(self, columns: list[Column]) -> Iterator[list[list[Any]]]:
+        """The rows (raw values, `run` first), a page of runs at a time."""
+        for ids, values in self.column_pages(columns):
+            yield [list(row) for row in zip(ids, *values)]
+
+    def column_pages(self, columns: list[Column]) -> Iterator[tuple[list[str], list[list[Any]]]]:
+        """A page of runs at a time: their short ids, and each column's values
+        for them (column by column: a table of 100,000 runs is 2 million cells)."""
+        cols = [c for c in columns if not (c.kind == "attr" and c.key == "run")]
+        reach = any((c.kind == "flag" and "." in c.key) or (c.kind == "scalar" and "#" in c.key) for c in cols)
+        for k in range(0, len(self.ids), PAGE):
+            page_ids = self.ids[k:k + PAGE]
+            page = _Page(self, self._records(page_ids, k == 0), reach, cols)
+            recs = [r for r in map(page.records.get, page_ids) if r is not None]
+            yield [r.id[:8] for r in recs], [page.column(recs, c) for c in cols]
+
+    def _records(self, run_ids: list[str], checked: bool) -> dict[str, RunRecord]:
+        """Records of these runs (a run removed meanwhile has none)."""
+        if self._given:
+            return {i: self._given[i] for i in run_ids if i in self._given}
+        return self.store.records(run_ids, checked=checked)
+
+
+class _Page:
+    """One page of rows: its records, and the steps, upstream runs and
+    scalars its columns reach."""
+
+    def __init__(self, cmp: Comparison, records: dict[str, RunRecord], reach: bool, cols: list[Column]):
+        self.cmp = cmp
+        self.records = records
+        self.lineage = cmp.lineage
+        self.lineage.remember(records.values())
+        self.parents: dict[str, RunRecord] = {}
+        self.steps: dict[str, dict[str, RunRecord]] = {}
+        parent_ids = {r.parent for r in records.values() if r.parent}
+        if reach:
+            self.parents = cmp.store.records([p for p in parent_ids if p not in records])
+            pipelines = [*records, *self.parents]
+            for child in cmp.store.children(pipelines):  # newest first: a repeated step shows its newest run
+                step = child.get("step")
+                if isinstance(step, str) and step:
+                    self.steps.setdefault(child.parent, {}).setdefault(step, RunRecord.of(child))
+        wanted = set(records) | parent_ids
+        upstream = self._upstream_for(cols) if reach else set()
+        if upstream:
+            cmp.index.refresh([(r.id, r.dir, _stamp(r)) for r in upstream])
+            wanted |= {r.id for r in upstream}
+        self.scalars = cmp.index.get(wanted)
+
+    def _upstream_for(self, cols: list[Column]) -> list[RunRecord]:
+        """Upstream runs that `NAME#tag` columns of this page's rows name."""
+        names = {c.key.rpartition("#")[0] for c in cols if c.kind == "scalar" and "#" in c.key}
+        out: dict[str, RunRecord] = {}
+        for rec in self.records.values():
+            if not rec.deps:
+                continue
+            for name in names:
+                up = self.lineage.find(rec, name)
+                if up is not None and up.record is not None:
+                    out[up.run_id] = up.record
+        return list(out.values())
+
+    def column(self, recs: list[RunRecord], col: Column) -> list[Any]:
+        """The raw values of `col` for `recs` (None where a run has none)."""
         if col.kind == "attr":
-            return self._attr(run, col.key)
+            return _attr_column(recs, col.key)
         if col.kind == "flag":
-            return self._flag(run, col.key)
-        return self._scalar(run, col.key, col.qualifier)
+            name = col.key
+            if "." not in name:
+                return [r.flags.get(name) for r in recs]
+            return [r.flags[name] if name in r.flags else self._flag(r, name) for r in recs]
+        key, qualifier, scalars = col.key, col.qualifier, self.scalars
+        if "#" not in key and qualifier == "last":
+            tag = ("", key)  # the common case: a run's own last value
+            return [agg.last if (agg := scalars.get(r.id, _NONE).get(tag)) is not None
+                    else self._scalar(r, key, qualifier) for r in recs]
+        return [self._scalar(r, key, qualifier) for r in recs]
 
-    def _attr(self, run: Run, name: str) -> Any:
-        if name == "operation":
-            return run.opspec
-        if name == "started":
-            return format_time(run.started)
-        if name == "stopped":
-            return format_time(run.stopped)
-        if name == "time":
-            return format_duration(run.duration_us)
-        if name == "status":
-            return run.status
-        if name == "label":
-            return run.label
-        if name == "tags":
-            return " ".join(str(t) for t in run.tags)
-        return run.get(name)
+    def value(self, rec: RunRecord, col: Column) -> Any:
+        """The raw value of `col` for `rec` (None when it has none)."""
+        return self.column([rec], col)[0]
 
-    def _pipeline_of(self, run: Run) -> Run | None:
-        if run.id in self.steps:
-            return run
-        return self.by_id.get(_parent_of(run))
+    def _pipeline_of(self, rec: RunRecord) -> str | None:
+        if rec.id in self.steps:
+            return rec.id
+        return rec.parent
 
-    def _flag(self, run: Run, name: str) -> Any:
-        if name in run.flags:
-            return run.flags[name]
+    def _flag(self, rec: RunRecord, name: str) -> Any:
+        if name in rec.flags:
+            return rec.flags[name]
         step, dot, flag = name.partition(".")
-        if dot:
-            pipeline = self._pipeline_of(run)
-            child = self.steps.get(pipeline.id, {}).get(step) if pipeline else None
-            if child is not None:
-                return child.flags.get(flag)
+        if not dot:
+            return None
+        pipeline = self._pipeline_of(rec)
+        child = self.steps.get(pipeline, {}).get(step) if pipeline else None
+        if child is not None:
+            return child.flags.get(flag)
+        if rec.deps:
+            up = self.lineage.find(rec, step)
+            if up is not None and up.record is not None:
+                return up.record.flags.get(flag)
         return None
 
-    def _scalar(self, run: Run, key: str, qualifier: str) -> Any:
-        agg = lookup(self.scalars.get(run.id, {}), key)
-        parent = _parent_of(run)
-        if agg is None and "#" in key and parent:
-            # `fit#loss` on a step row: the sibling step's scalar, found under
-            # the pipeline run, which rolls up every step.
-            agg = lookup(self.scalars.get(parent, {}), key)
+    def _scalar(self, rec: RunRecord, key: str, qualifier: str) -> Any:
+        agg = lookup(self.scalars.get(rec.id, {}), key)
+        if agg is None and "#" in key:
+            if rec.parent:
+                # `fit#loss` on a step row: the sibling step's scalar, found under
+                # the pipeline run, which rolls up every step.
+                agg = lookup(self.scalars.get(rec.parent, {}), key)
+            if agg is None and rec.deps:
+                name, _, tag = key.rpartition("#")
+                up = self.lineage.find(rec, name)
+                if up is not None:
+                    agg = lookup(self.scalars.get(up.run_id, {}), tag)
         if agg is None:
             return None
         if qualifier == "step":
@@ -168,50 +205,36 @@ class Comparison:
         return getattr(agg, qualifier)
 
 
-def _parent_of(run: Run) -> str | None:
-    """The run's parent id, or None when there is none or it is not an id."""
-    parent = run.parent
-    return parent if isinstance(parent, str) and parent else None
+_NONE: dict = {}
 
 
-def lookup(aggs: dict, key: str):
-    """Find `tag` or `prefix#tag`: a bare tag prefers the run's own scalars."""
-    prefix, sep, tag = key.rpartition("#")
-    if sep:
-        hit = aggs.get((prefix, tag))
-        if hit is not None:
-            return hit
-        for (p, t), agg in sorted(aggs.items()):
-            if t == tag and (p.endswith("/" + prefix)):
-                return agg
-        return None
-    hit = aggs.get(("", tag))
-    if hit is not None:
-        return hit
-    for (p, t), agg in sorted(aggs.items()):
-        if t == tag:
-            return agg
-    return None
+def _attr_column(recs: list[RunRecord], name: str) -> list[Any]:
+    if name == "operation":
+        return [r.op for r in recs]
+    if name == "status":
+        return [r.status for r in recs]
+    if name == "label":
+        return [r.label for r in recs]
+    if name == "started":
+        return [format_time(r.started) for r in recs]
+    if name == "stopped":
+        return [format_time(r.stopped) for r in recs]
+    if name == "time":
+        return [format_duration(r.duration_us) for r in recs]
+    if name == "tags":
+        return [" ".join(str(t) for t in r.tags) for r in recs]
+    return [getattr(r, name, None) for r in recs]
 
 
-def sort_rows(headers: list[str], rows: list[list[Any]], min_col: str | None, max_col: str | None) -> list[list[Any]]:
-    """Rows sorted by a column (numbers first, NaN last); others keep their order."""
-    col = min_col or max_col
-    if not col:
-        return rows
-    if col not in headers:
-        raise TrkError(f"cannot sort by '{col}': no such column", "Columns: " + ", ".join(headers))
-    i = headers.index(col)
-    present, others = [], []
-    for r in rows:
-        v = r[i]
-        number = isinstance(v, (int, float)) and not isinstance(v, bool) and v == v  # NaN would scramble the sort
-        (present if number else others).append(r)
-    present.sort(key=lambda r: r[i], reverse=bool(max_col))
-    return present + others
+def _stamp(rec: RunRecord) -> str | None:
+    """The scalar index's stamp of a finished run (see Run.index_stamp)."""
+    return index_stamp(rec.status, rec.stopped)
 
 
-def skip_unchanged(headers: list[str], kinds: list[str], rows: list[list[Any]]):
-    """Drop the columns (but `run`) whose value is the same in every row."""
-    keep = [0] + [i for i in range(1, len(headers)) if len({repr(r[i]) for r in rows}) > 1]
-    return [headers[i] for i in keep], [kinds[i] for i in keep], [[r[i] for i in keep] for r in rows]
+def compare(store: RunStore, runs: Sequence[Run] | None = None, columns: str | list[str] | None = None,
+            filt: Any = None) -> tuple[list[str], list[list[Any]]]:
+    """The compare table of `runs` (None: all runs matching `filt`): headers and rows of raw values."""
+    if isinstance(columns, (list, tuple)):
+        columns = ",".join(columns)
+    cmp = Comparison(store, runs, filt)
+    return cmp.table(parse_columns(columns) if columns else None)

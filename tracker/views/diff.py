@@ -43,6 +43,9 @@ def _source_diff(a: Run, b: Run, rel: str) -> list[str]:
 def diff_runs(store: RunStore, a: Run, b: Run) -> list[str]:
     """Lines describing how run `b` differs from run `a`."""
     out = [f"--- {a.short_id} {a.opspec}", f"+++ {b.short_id} {b.opspec}"]
+    upstream = upstream_flag_diff(store, a, b)
+    if upstream:
+        out += ["upstream flags:"] + upstream
     flags = []
     for name in sorted(set(a.flags) | set(b.flags)):
         va, vb = a.flags.get(name), b.flags.get(name)
@@ -88,3 +91,31 @@ def _dep(d: dict) -> str:
     if d.get("run"):
         return f"run {d['run'][:8]}"
     return f"sha256 {str(d.get('sha256'))[:12]}"
+
+
+def upstream_flag_diff(store: RunStore, a: Run, b: Run) -> list[str]:
+    """`  prep.k: 2 -> 3` for each flag of an upstream run (found by
+    dependency name, through every `requires: operation`) that differs."""
+    from ..store.run import RunRecord
+    from .lineage import Lineage, dep_names
+
+    lineage = Lineage(store)
+
+    def by_name(run: Run) -> dict[str, RunRecord]:
+        out: dict[str, RunRecord] = {}
+        for _, up in lineage.tree(RunRecord.of(run)):
+            if up.record is not None:
+                name = up.alias or min(dep_names(up.name), key=len)  # `operation:m:prep` -> `prep`
+                out.setdefault(name, up.record)
+        return out
+
+    ua, ub = by_name(a), by_name(b)
+    lines = []
+    for name in sorted(set(ua) | set(ub)):
+        fa = ua[name].flags if name in ua else {}
+        fb = ub[name].flags if name in ub else {}
+        for flag in sorted(set(fa) | set(fb)):
+            if fa.get(flag) != fb.get(flag) or (flag in fa) != (flag in fb):
+                lines.append(f"  {name}.{flag}: {format_value(fa[flag]) if flag in fa else '(none)'} -> "
+                             f"{format_value(fb[flag]) if flag in fb else '(none)'}")
+    return lines

@@ -50,6 +50,9 @@ def run_info(store: RunStore, run: Run) -> dict[str, Any]:
             d.get("name", "?"): " ".join(str(x) for x in (d.get("run"), d.get("sha256")) if x)
             for d in a["deps"]
         }
+    upstream = upstream_lines(store, run)
+    if upstream:
+        info["upstream"] = upstream
     children = store.children([run.id])
     if children:
         info["steps"] = [f"{r.get('step') or r.opspec}: {r.short_id} {r.opspec} {r.status}" for r in reversed(children)]
@@ -64,3 +67,23 @@ def run_info(store: RunStore, run: Run) -> dict[str, Any]:
             for (p, t), agg in sorted(sc.items())
         }
     return info
+
+
+def upstream_lines(store: RunStore, run: Run) -> list[str]:
+    """The run's upstream tree, one line per dependency on another run
+    (nested by depth): name, run id, operation, status, flags."""
+    from ..store.run import RunRecord
+    from .lineage import Lineage
+
+    lines = []
+    for depth, up in Lineage(store).tree(RunRecord.of(run)):
+        rec = up.record
+        indent = "  " * (depth - 1) + "└ " if depth else ""
+        what = f"{indent}{up.alias or up.name}: {up.run_id[:8]}"
+        if rec is None:
+            lines.append(f"{what} (missing: purged)")
+            continue
+        state = "deleted (restore with 'trk runs restore " + up.run_id[:8] + "')" if up.deleted else rec.status
+        flags = " ".join(f"{k}={format_value(v)}" for k, v in sorted(rec.flags.items()))
+        lines.append(f"{what} {rec.op} {state}" + (f" {flags}" if flags else ""))
+    return lines
