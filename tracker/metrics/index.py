@@ -16,16 +16,15 @@ and rebuilt from the event files, with one entry in `warnings`. Writers hold
 
 from __future__ import annotations
 
-import math
 import os
 import sqlite3
 import time
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from ..errors import TrkError
 from ..fsutil import atomic_write
+from .aggs import Agg, stored_agg
 
 # Version 2: files and aggs are WITHOUT ROWID tables (rows stored in their
 # key's order: reading a page of runs' scalars is one b-tree walk per run,
@@ -52,47 +51,6 @@ def _convert_v1(db: sqlite3.Connection) -> None:
         db.execute(_TABLES[table])
         db.execute(f"INSERT INTO {table} SELECT * FROM {table}_v1")
         db.execute(f"DROP TABLE {table}_v1")
-
-
-def _nanmin(a: float, b: float) -> float:
-    return b if b < a or a != a else a  # NaN only when both are
-
-
-def _nanmax(a: float, b: float) -> float:
-    return b if b > a or a != a else a
-
-
-@dataclass(slots=True)
-class Agg:
-    """Aggregates of one tag: min and max skip NaN values; sum and avg do not."""
-
-    first: float
-    last: float
-    min: float
-    max: float
-    count: int
-    sum: float
-    first_step: int
-    last_step: int
-
-    @property
-    def avg(self) -> float:
-        """The mean of the values seen."""
-        return self.sum / self.count if self.count else float("nan")
-
-    def merge(self, other: "Agg") -> "Agg":
-        """The aggregates of both value series together."""
-        first, first_step = (self.first, self.first_step) if self.first_step <= other.first_step else (other.first, other.first_step)
-        last, last_step = (other.last, other.last_step) if other.last_step >= self.last_step else (self.last, self.last_step)
-        return Agg(first, last, _nanmin(self.min, other.min), _nanmax(self.max, other.max), self.count + other.count,
-                   self.sum + other.sum, first_step, last_step)
-
-
-def stored_agg(row) -> Agg:
-    """An Agg from stored values, where NULL stands for NaN (as SQLite stores it)."""
-    if None in row:
-        row = [math.nan if v is None else v for v in row]
-    return Agg(*row)
 
 
 def lock_timeout() -> float:

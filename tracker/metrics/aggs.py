@@ -1,0 +1,48 @@
+"""Aggregates of one scalar tag (first, last, min, max, count, sum, steps),
+as the scalar index stores them and merges them across event files."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+def _nanmin(a: float, b: float) -> float:
+    return b if b < a or a != a else a  # NaN only when both are
+
+
+def _nanmax(a: float, b: float) -> float:
+    return b if b > a or a != a else a
+
+
+@dataclass(slots=True)
+class Agg:
+    """Aggregates of one tag: min and max skip NaN values; sum and avg do not."""
+
+    first: float
+    last: float
+    min: float
+    max: float
+    count: int
+    sum: float
+    first_step: int
+    last_step: int
+
+    @property
+    def avg(self) -> float:
+        """The mean of the values seen."""
+        return self.sum / self.count if self.count else float("nan")
+
+    def merge(self, other: "Agg") -> "Agg":
+        """The aggregates of both value series together."""
+        first, first_step = (self.first, self.first_step) if self.first_step <= other.first_step else (other.first, other.first_step)
+        last, last_step = (other.last, other.last_step) if other.last_step >= self.last_step else (self.last, self.last_step)
+        return Agg(first, last, _nanmin(self.min, other.min), _nanmax(self.max, other.max), self.count + other.count,
+                   self.sum + other.sum, first_step, last_step)
+
+
+def stored_agg(row) -> Agg:
+    """An Agg from stored values, where NULL stands for NaN (as SQLite stores it)."""
+    if None in row:
+        row = [math.nan if v is None else v for v in row]
+    return Agg(*row)
