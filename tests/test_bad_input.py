@@ -138,7 +138,8 @@ def test_list_value_for_an_int_flag_is_an_error_not_a_traceback(trk, tmp_path):
     """)
     p = trk("run", "pipe", "-y", cwd=proj, check=False)
     assert "Traceback" not in p.stderr
-    assert "trk: invalid value '[1, 2]' for flag 'n' of count: expected int" in p.stderr
+    # A list is a batch of trials in Guild, which trk does not run yet.
+    assert "trk: batch runs are not supported yet: n=[1, 2]" in p.stderr
 
 
 PIPE = HELLO + """

@@ -28,18 +28,19 @@ def compare_json(trk, *args):
 
 
 def test_compare_reaches_upstream_flags_and_scalars_through_a_chain(trk, chain):
-    rows = compare_json(trk, "-o", "evaluate", "-cc", "=prep.k,=train.lr,train#loss,prep#rows,acc")
+    rows = compare_json(trk, "-o", "evaluate", "-cc", "=prep.k,=model.lr,model#loss,prep#rows,acc")
     # Scalars are float32 in event files: compared approximately.
-    assert [(r["prep.k"], r["train.lr"], r["train#loss"], r["prep#rows"], r["acc"]) for r in rows] == [
+    assert [(r["prep.k"], r["model.lr"], r["model#loss"], r["prep#rows"], r["acc"]) for r in rows] == [
         (3, 0.2, pytest.approx(0.1667), 30.0, pytest.approx(0.9166)), (2, 0.1, 0.5, 20.0, 0.75)]
     # The same columns from the Python API, as a list of specs.
     from tracker import api
     from tracker.store import RunStore
 
     st = RunStore()
-    headers, table = api.compare(st.query(), columns=["=prep.k", "prep#rows"], store=st)
-    assert headers == ["run", "prep.k", "prep#rows"]
-    assert [r[1:] for r in table] == [[3, 30.0], [3, 30.0], [None, None], [2, 20.0], [2, 20.0], [None, None]]
+    headers, table = api.compare(st.query(), columns=["=prep.k", "prep#rows", "=train.lr"], store=st)
+    assert headers == ["run", "prep.k", "prep#rows", "train.lr"]  # the dependency named `model` is `train` too
+    assert [r[1:] for r in table] == [[3, 30.0, 0.2], [3, 30.0, None], [None, None, None],
+                                      [2, 20.0, 0.1], [2, 20.0, None], [None, None, None]]
 
 
 def test_deleted_upstream_still_answers_and_shows_as_deleted(trk, chain):
@@ -59,10 +60,10 @@ def test_deleted_upstream_still_answers_and_shows_as_deleted(trk, chain):
 def test_runs_info_diff_and_tree_show_the_upstream_runs(trk, chain):
     info = trk("runs", "info", "--json", "-o", "evaluate").stdout
     upstream = json.loads(info)["upstream"]
-    assert [line.split(":")[0] for line in upstream] == ["operation", "└ operation"]
+    assert [line.split(":")[0] for line in upstream] == ["model", "└ operation"]  # `name: model` in requires
     assert upstream[0].endswith("train completed lr=0.2") and upstream[1].endswith("prep completed k=3")
     diff = trk("diff", "1", "4").stdout.splitlines()
-    assert diff[2:5] == ["upstream flags:", "  prep.k: 3 -> 2", "  train.lr: 0.2 -> 0.1"]
+    assert diff[2:5] == ["upstream flags:", "  model.lr: 0.2 -> 0.1", "  prep.k: 3 -> 2"]
     tree = trk("runs", "--tree", "-s").stdout.splitlines()
     assert [line.split()[1:3] for line in tree[:4]] == [["evaluate", "completed"], ["<-", "train"],
                                                          ["train", "completed"], ["<-", "prep"]]

@@ -83,7 +83,7 @@ def test_default_pattern_values_and_non_values():
             "loss=0.1 acc=0.2\n  lr :  3e-4  \r\nfoo bar=1\n")
     got = parse(None, text)
     assert got == [("a", float("inf"), 0), ("b", float("-inf"), 0), ("c", 1e5, 0), ("d", 0.5, 0),
-                   ("h", 2.0, 0), ("lr", 3e-4, 0)]
+                   ("h", 2.0, 0), ("loss", 0.1, 0), ("acc", 0.2, 0), ("lr", 3e-4, 0)]  # several pairs: issue 11
 
 
 def test_step_lines_set_the_step_and_are_not_scalars():

@@ -1,11 +1,15 @@
-"""Prints each `--NAME VALUE` as `NAME=VALUE` (a scalar); `--touch F` creates F."""
+"""Prints each `--NAME VALUE` as `NAME=VALUE` (a scalar); `--touch F` creates F.
 
-import sys
+It parses with argparse, so Guild (and trk) pass its flags as arguments:
+a script that imports no argument parser gets them as globals instead.
+"""
 
-args = sys.argv[1:]
+import argparse
+
+p = argparse.ArgumentParser()
+p.add_argument("--touch", action="append", default=[], help="create this file")
+known, args = p.parse_known_args()
+for path in known.touch:
+    open(path, "a").close()
 for name, value in zip(args[::2], args[1::2]):
-    name = name.lstrip("-")
-    if name == "touch":
-        open(value, "a").close()
-    else:
-        print(f"{name}={value}")
+    print(f"{name.lstrip('-')}={value}")

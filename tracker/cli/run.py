@@ -45,12 +45,15 @@ def setup_logging(quiet: bool = False) -> None:
 @click.option("--preview", is_flag=True, help="Print the expanded step tree of a pipeline; run nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not show the program's output (it is still recorded).")
 @click.option("--help-op", is_flag=True, help="Show the operation's description and flags.")
+@click.option("--test-sourcecode", is_flag=True,
+              help="Show the source code rules and which files they copy or skip; run nothing.")
 def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_run, force_flags, needed, explain,
-        restart, max_parallel, fail_fast, preview, quiet, help_op):
+        restart, max_parallel, fail_fast, preview, quiet, help_op, test_sourcecode):
     """Run an operation.
 
     [MODEL:]OP names an operation of the project file (trk.yml, or guild.yml)
-    in the current directory. Set flags with NAME=VALUE: `1` is an int, `1.0`
+    in the current directory; without it, the default model's default
+    operation runs. Set flags with NAME=VALUE: `1` is an int, `1.0`
     a float, `yes`/`no` a bool, anything else a string.
 
     \b
@@ -75,8 +78,8 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
         result = _stoppable(lambda: relaunch(st, target, RunOptions(max_parallel=max_parallel, fail_fast=fail_fast),
                                              sinks, staged_only=bool(start_run)), lambda: target)
         _exit(result)
-    if not opspec:
-        raise click.UsageError("missing operation: trk run [MODEL:]OP [NAME=VALUE]...")
+    if opspec and "=" in opspec:  # `trk run lr=0.1`: a flag of the default operation, as in Guild
+        opspec, assigns = None, (opspec,) + tuple(assigns)
     project = load(".", cache_dir=st.project_cache_dir)
     for w in project.warnings:
         click.echo(f"trk: warning: {w}", err=True)
@@ -86,7 +89,12 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
     if help_op:
         click.echo(_op_help(op))
         return
-    assigned = parse_assigns(list(assigns))
+    if test_sourcecode:
+        from tracker.project.sourcecode import describe_source
+
+        click.echo(describe_source(project, op))
+        return
+    assigned = parse_assigns(list(assigns), op)
     dep_specs = {}
     if op.config.get("requires"):  # most runs need not import the dependency modules
         from tracker.execution.deps_spec import take_dep_specs
@@ -172,6 +180,8 @@ def _op_help(op) -> str:
         extras = []
         if fdef.default is not None:
             extras.append(f"default is {format_value(fdef.default)}")
+        elif fdef.null_label and not fdef.required:
+            extras.append(f"default is {format_value(fdef.null_label)}")  # what a null value means
         if fdef.required:
             extras.append("required")
         if fdef.type:
@@ -180,4 +190,7 @@ def _op_help(op) -> str:
             extras.append("choices: " + ", ".join(format_value(c) for c in fdef.choices))
         text = desc + (f" ({'; '.join(extras)})" if extras else "")
         lines.append(f"  {name.ljust(width)}  {text.strip()}")
+        for c in fdef.choice_defs if any(c.description for c in fdef.choice_defs) else []:
+            shown = format_value(c.alias if c.alias is not None else c.value)
+            lines.append(f"  {''.ljust(width)}    {shown}: {c.description}".rstrip())
     return "\n".join(lines)

@@ -120,7 +120,7 @@ class _Required:
         self.sort_key = rec.started if rec and rec.started else 0
         self.status = up.state
         self.tags = []
-        self.label = up.name
+        self.label = up.alias or up.name
 
 
 runs.command("list", help="List runs, newest first.")(_listing(False))

@@ -1,4 +1,4 @@
-"""Resolving `operation:` and `file:` dependencies (URLs: `deps_url`).
+"""Resolving `operation:`, `file:`, `config:` and `module:` dependencies (URLs: `deps_url`).
 
 Resolution touches no new run: it picks the upstream run and its files, or
 the project file, and checks that each stays inside its root (the upstream
@@ -12,11 +12,13 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import DependencyError
-from ..fsutil import hash_path, is_inside, skip_reason
+from ..fsutil import hash_file, hash_path, is_inside, skip_reason
 from ..project.loader import OpDef, Project
 from ..store import Run, RunStore
+from .deps_select import META_DIRS, list_tree, select_paths
 from .deps_spec import Dependency
 
 
@@ -27,11 +29,14 @@ class Resolved:
     dep: Dependency
     sha256: str
     run: Run | None = None  # operation deps
-    source: str | None = None  # file and url deps: the path to link or copy
+    source: str | None = None  # file, config and url deps: the path to place (or unpack)
     files: list[str] = field(default_factory=list)  # operation deps: selected paths in the run
+    whole: bool = False  # operation deps: nothing selected, each file lands where it was
     allowed: list[str] = field(default_factory=list)  # operation deps: where the upstream run's links may lead
     file_digests: dict[str, str] = field(default_factory=dict)  # operation deps: per selected path
     notes: list[str] = field(default_factory=list)  # warnings for the run's output
+    archive: str | None = None  # file and url deps: the archive type to unpack, if any
+    skipped: str | None = None  # why nothing is placed (optional and unresolved, resolved already)
 
     def digest(self, project_dir: str) -> str:
         """The dependency's SHA-256, computed now if not known yet."""
@@ -44,6 +49,8 @@ class Resolved:
                 self.sha256 = operation_digest(self.run.id, [(rel, self.file_digests[rel]) for rel in self.files])
             elif self.source:
                 self.sha256 = hash_path(self.source, project_dir)
+            else:  # a module: its name is all there is
+                self.sha256 = hashlib.sha256(self.dep.name.encode()).hexdigest()
         return self.sha256
 
 
@@ -57,8 +64,29 @@ def operation_digest(run_id: str, files: list[tuple[str, str]]) -> str:
 
 def unmet(dep: Dependency, reason: str) -> DependencyError:
     """The error for a dependency that cannot be resolved, with the reason."""
+    where = dep.resource if dep.resource and dep.resource != dep.resolving_name else dep.short
     return DependencyError(
-        f"run failed because a dependency was not met: could not resolve '{dep.name}' in {dep.short} ({reason})")
+        f"run failed because a dependency was not met: could not resolve '{dep.resolving_name}' in {where} "
+        f"({reason})", dep.help)
+
+
+def nothing_resolved(dep: Dependency) -> str | None:
+    """Guild's answer when a source resolves to nothing: a warning (None
+    with `warn-if-empty: no`); `fail-if-empty: yes` fails the run."""
+    if dep.fail_if_empty:
+        raise unmet(dep, f"nothing resolved for {dep.resolving_name}")
+    return f"WARNING: nothing resolved for {dep.resolving_name}" if dep.warn_if_empty else None
+
+
+def interpolated(dep: Dependency, text: str, flags: dict[str, Any]) -> str:
+    """`text` with `${flag}` references filled; an unknown one is an error, as in Guild."""
+    from ..project.resolve import FLAG_REF, interpolate
+
+    out = interpolate(text, flags)
+    missing = FLAG_REF.search(out)
+    if missing:
+        raise unmet(dep, f"cannot resolve {text!r}: undefined reference '{missing.group(1)}'")
+    return out
 
 
 def op_matches(dep: Dependency, opspec: str, model: str) -> bool:
@@ -81,7 +109,7 @@ def resolve_operation(dep: Dependency, op: OpDef, store: RunStore, dep_specs: di
     from .runlinks import run_roots
 
     ops = [o for o in store.operations() if op_matches(dep, o, op.model)]
-    given = next((dep_specs[n] for n in (dep.alias, dep.name, dep.spec, dep.short) if n and n in dep_specs), None)
+    given = next((dep_specs[n] for n in dep.run_names() if n in dep_specs), None)
     if given is not None:
         run = _named_run(dep, store, ops, given)
     else:
@@ -91,7 +119,7 @@ def resolve_operation(dep: Dependency, op: OpDef, store: RunStore, dep_specs: di
         run = newest[0]
     allowed = run_roots(store, run)
     files, notes = [], []
-    for rel in _select_files(run, dep.select):
+    for rel in _select_files(run, dep):
         # A link the upstream program made to elsewhere (or a loop, or a
         # dangling link) is not the run's output.
         full = os.path.join(run.dir, rel)
@@ -102,9 +130,10 @@ def resolve_operation(dep: Dependency, op: OpDef, store: RunStore, dep_specs: di
             files.append(rel)
         else:
             notes.append(f"WARNING: {rel} of run {run.short_id} {describe_skip(why, 'the run')}; not used")
-    if dep.select and not files:
-        raise unmet(dep, f"run {run.short_id} has no file matching {', '.join(dep.select)}")
-    return Resolved(dep, "", run=run, files=files, allowed=allowed, notes=notes)
+    if not files:
+        note = nothing_resolved(dep)
+        notes += [note] if note else []
+    return Resolved(dep, "", run=run, files=files, whole=not dep.select, allowed=allowed, notes=notes)
 
 
 def _prefixes(rel: str) -> list[str]:
@@ -148,46 +177,96 @@ def _named_run(dep: Dependency, store: RunStore, ops: list[str], spec: str) -> R
     return run
 
 
-def _select_files(run: Run, patterns: list[str]) -> list[str]:
-    """Paths of an upstream run to provide: those selected, or by default all
-    it holds but its own source code (the new run has its own) and `.trk`."""
-    source = set() if patterns else set(run.get("sourcecode_files") or [])
+def _select_files(run: Run, dep: Dependency) -> list[str]:
+    """Paths of an upstream run to provide: those `select` matches (files or
+    directories, anywhere), or by default each file the run generated (as in
+    Guild: not its source code, not what its own dependencies placed)."""
+    if dep.select:
+        return [p.replace("/", os.sep) for p in select_paths(list_tree(run.dir), dep.select)]
+    from ..metrics.events import dependency_paths
+
+    source = set(run.get("sourcecode_files") or [])
+    placed = dependency_paths(run.dir) or set()
     names = []
     for dirpath, dirnames, filenames in os.walk(run.dir):
         rel_dir = os.path.relpath(dirpath, run.dir)
-        dirnames[:] = sorted(d for d in dirnames if d != ".trk" and not (rel_dir == "." and d.startswith(".")))
+        if rel_dir != "." and _under(rel_dir, placed):
+            dirnames[:] = []
+            continue
+        dirnames[:] = sorted(d for d in dirnames if not (rel_dir == "." and d in META_DIRS))
         for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
             rel = name if rel_dir == "." else os.path.join(rel_dir, name)
-            if rel in source:
-                continue
-            if not patterns or any(_pattern_match(p, rel) for p in patterns):
+            if rel not in source and rel not in placed:
                 names.append(rel)
         dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
     return names
 
 
-def _pattern_match(pattern: str, rel: str) -> bool:
-    try:
-        if re.fullmatch(pattern, rel):
+def _under(rel: str, placed: set[str]) -> bool:
+    while rel:
+        if rel in placed:
             return True
-    except re.error:
-        pass
-    import fnmatch
-
-    return fnmatch.fnmatch(rel, pattern) or rel.startswith(pattern.rstrip("/") + "/")
+        rel = os.path.dirname(rel)
+    return False
 
 
-def resolve_file(dep: Dependency, project: Project) -> Resolved:
-    """The project file or directory `dep` names; it must be inside the project."""
+def project_path(dep: Dependency, project: Project) -> str:
+    """The real path of the project file `dep` names; it must be inside the project and exist."""
     root = os.path.realpath(project.dir)
-    if not is_inside(root, dep.spec):
+    spec = dep.spec
+    if not is_inside(root, spec):
         raise DependencyError(
             f"dependency '{dep.name}' of {project.filename} is outside the project directory {root}",
             "Dependencies may only name files inside the project; copy the file into the project.")
-    path = os.path.realpath(os.path.join(root, dep.spec))
+    path = os.path.realpath(os.path.join(root, spec))
     if not os.path.exists(path):
-        raise unmet(dep, f"{dep.spec} does not exist in {root}")
+        raise unmet(dep, f"{spec} does not exist in {root}")
     if skip_reason(path, root) == "special":  # a FIFO would block the copy forever
-        raise unmet(dep, f"{dep.spec} is not a regular file or directory")
+        raise unmet(dep, f"{spec} is not a regular file or directory")
+    return path
+
+
+def resolve_file(dep: Dependency, project: Project) -> Resolved:
+    """The project file or directory `dep` names (an archive is unpacked when placed)."""
+    from .deps_archive import archive_type
+
+    path = project_path(dep, project)
+    if dep.sha256 and os.path.isfile(path):
+        actual = hash_file(path)
+        if actual != dep.sha256:
+            raise unmet(dep, f"'{dep.spec}' has an unexpected sha256 (expected {dep.sha256} but got {actual})")
+    archive = archive_type(path, dep.archive_type) if dep.unpack and os.path.isfile(path) else None
     # Hashed on demand: a copied file is hashed as it is copied.
+    return Resolved(dep, dep.sha256 if dep.sha256 and os.path.isfile(path) else "", source=path, archive=archive)
+
+
+def resolve_config(dep: Dependency, project: Project) -> Resolved:
+    """The project config file `dep` names (rewritten with flag values when placed)."""
+    from .deps_config import config_format
+
+    path = project_path(dep, project)
+    if not os.path.isfile(path) or config_format(path) is None:
+        raise unmet(dep, f"unsupported file type for '{dep.spec}': a config is a .yml, .yaml, .json, .ini or "
+                         ".cfg file")
     return Resolved(dep, "", source=path)
+
+
+def resolve_module(dep: Dependency, project: Project) -> Resolved:
+    """Check that Python module `dep.spec` is importable by the run's Python
+    (found without running it, in a child process started in the project)."""
+    import subprocess
+    import sys
+
+    code = ("import importlib.util, sys\n"
+            "try:\n    found = importlib.util.find_spec(sys.argv[1]) is not None\n"
+            "except Exception:\n    found = False\n"
+            "sys.exit(0 if found else 1)\n")
+    try:
+        p = subprocess.run([sys.executable, "-c", code, dep.spec], cwd=project.dir, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        ok = p.returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    if not ok:
+        raise unmet(dep, f"No module named '{dep.spec}'")
+    return Resolved(dep, "")

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import TrkError
 from ..project.loader import OpDef, Project
-from ..project.resolve import check_label, interpolate
+from ..project.resolve import run_label
 from ..store import Run, RunStore
 from .command import command_argv
 from .lifecycle import LaunchResult, RunOptions, default_label, lock, load_opref, prepare, say_for, supervise
@@ -46,7 +46,7 @@ def launch(
         from .deps import plan_dependencies
 
         try:
-            deps_plan = plan_dependencies(store, project, op, opts.dep_specs)
+            deps_plan = plan_dependencies(store, project, op, opts.dep_specs, flags)
             resolved = deps_plan.label_parts()
         except DependencyError as e:
             deps_error = e
@@ -57,8 +57,8 @@ def launch(
                               say=lambda line: echo_line(sinks, line))
         if reuse is not None:
             return LaunchResult(reuse, 0, reused=True)
-    label = check_label(interpolate(opts.label, flags)) if opts.label is not None else default_label(flags, resolved)
-    run, held = prepare(store, project, op, flags, opts, cmd, label)
+    label = run_label(op, opts.label, flags, default_label(flags, resolved))
+    run, held = prepare(store, project, op, flags, opts, cmd, label, sinks=sinks)
     with supervise(run, held):
         if opts.on_created:
             opts.on_created(run)
@@ -98,7 +98,7 @@ def relaunch(store: RunStore, run: Run | str, opts: RunOptions | None = None, si
     from ..project.resolve import resolve
 
     project = load(opref["project"])
-    op = resolve(project, f"{opref['model']}:{opref['op']}" if opref.get("model") else opref["op"])
+    op = resolve(project, f"{opref.get('model') or ''}:{opref['op']}")  # ':op' is the anonymous model's
     if op.is_stepped:
         from .pipeline import resume_pipeline
 

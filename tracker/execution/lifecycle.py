@@ -75,18 +75,20 @@ def prepare(
     cmd: list[str] | None,
     label: str,
     extra_attrs: dict[str, Any] | None = None,
+    sinks: Sinks | None = None,
 ) -> tuple[Run, RunLock | None]:
     """Create a run directory with its attrs and source; publish it, locked unless staged.
 
     The run becomes visible in listings only once complete (`RunStore.publish`).
     """
-    from ..project.sourcecode import copy_source
+    from ..project.sourcecode import copy_op_source
 
     run, build = store.new_run(opts.run_dir, force=opts.force_run_dir)
     lock = None
     if not opts.stage:
         lock = RunLock(os.path.join(build, ".trk", "lock"))
         lock.acquire()
+    source_warnings: list[str] = []
     try:
         attrs: dict[str, Any] = {
             "id": run.id,
@@ -102,6 +104,9 @@ def prepare(
             attrs["cmd"] = cmd
         env = op.config.get("env")
         attrs["env"] = {str(k): interpolate(str(v), flags) for k, v in env.items()} if isinstance(env, dict) else {}
+        from .command import flag_env
+
+        attrs["env"].update(flag_env(op, flags))  # FLAG_NAME for every flag, as Guild sets them
         if opts.parent is not None:
             attrs["parent"] = opts.parent.id
             if opts.step_name:
@@ -109,9 +114,11 @@ def prepare(
         if opts.stage:
             attrs["staged"] = now_us()
         if not op.is_stepped:
-            files, digest = copy_source(project.dir, build, op.config.get("sourcecode"))
-            attrs["sourcecode_digest"] = digest
-            attrs["sourcecode_files"] = files
+            source = copy_op_source(project, op, build, warn=source_warnings.append)
+            attrs["sourcecode_digest"] = source.digest
+            attrs["sourcecode_files"] = source.files
+            if source.dest != ".":
+                attrs["sourcecode_dest"] = source.dest  # on the program's PYTHONPATH, as in Guild
         attrs.update(extra_attrs or {})
         for name, value in attrs.items():
             run.write_attr(name, value)
@@ -124,6 +131,8 @@ def prepare(
         if lock:
             lock.release()
         raise
+    for line in source_warnings:  # a default limit left files out: said in the run's output
+        say_for(run, sinks)(line)
     return run, lock
 
 

@@ -44,12 +44,12 @@ def find_reusable(store: RunStore, project: Project, op: OpDef, flags: dict[str,
     only those are compared further. `explain` also looks for the closest
     run among the newest 1,000 others, to say what differs.
     """
-    from ..project.sourcecode import copy_source
+    from ..project.sourcecode import copy_op_source
     from ..store.runindex import flags_key
     from ..store.select import RunFilter
 
     say = say or (lambda line: None)
-    _, source_digest = copy_source(project.dir, None, op.config.get("sourcecode"))
+    source_digest = copy_op_source(project, op, None).digest
     deps = deps_plan.digests() if deps_plan is not None else {}
     same_op = RunFilter(exact_ops=[op.fullname], statuses=["completed"])
     same_flags = RunFilter(exact_ops=[op.fullname], statuses=["completed"], flags_key=flags_key(flags))

@@ -20,7 +20,7 @@ from typing import Any, Callable
 from ..errors import StepError, TrkError
 from ..fsutil import is_inside
 from ..project.loader import OpDef, Project
-from ..project.resolve import check_label, interpolate
+from ..project.resolve import run_label
 from ..project.stepspec import Step, parse_steps, plan, resolve_step_flags
 from ..store import Run, RunStore, now_us
 from .lifecycle import LaunchResult, RunOptions, default_label, link_child, linked_child, lock, prepare, supervise
@@ -34,7 +34,7 @@ Launch = Callable[..., LaunchResult]
 def run_pipeline(store: RunStore, project: Project, op: OpDef, flags: dict[str, Any], opts: RunOptions,
                  sinks: Sinks | None, extra: dict[str, Any], launch: Launch) -> LaunchResult:
     """Run a stepped operation: make the parent run, then run its steps."""
-    label = check_label(interpolate(opts.label, flags)) if opts.label is not None else default_label(flags)
+    label = run_label(op, opts.label, flags, default_label(flags))
     try:
         steps = parse_steps(project, op, flags)
         data_error = None

@@ -99,6 +99,9 @@ def program_env(run: Run, extra: dict[str, str] | None = None) -> dict[str, str]
         # source snapshot in it (an operation's env: may turn this off).
         PYTHONDONTWRITEBYTECODE="1",
     )
+    dest = run.get("sourcecode_dest")
+    if isinstance(dest, str) and dest not in ("", "."):  # `sourcecode: {dest: DIR}`: modules are there (Guild)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (os.path.join(run.dir, dest), env.get("PYTHONPATH")) if p)
     if extra:
         env.update({str(k): str(v) for k, v in extra.items()})
     return env
@@ -111,7 +114,7 @@ def _scalar_parser(run: Run, spec: Any):
     from ..metrics.output import OutputScalars
 
     try:
-        scalars = OutputScalars(spec, run.meta_dir)
+        scalars = OutputScalars(spec, run.meta_dir, ignore=run.flags)  # flags are not scalars (as Guild)
     except ValueError as e:
         raise TrkError(str(e), "Fix output-scalars in the project file.") from None
     return scalars if scalars.spec.enabled else None
@@ -156,8 +159,19 @@ def run_process(
             on_start(proc)
         code = _capture(run, proc, sinks, scalars, stop)
         program.pid = None  # reaped: its pid may be reused
+        if scalars is not None and not stop.stopping:
+            _say_warnings(run, sinks, scalars.warnings)
         run.finish(code, stop.stopping)
     return code
+
+
+def _say_warnings(run: Run, sinks: Sinks, warnings: list[str]) -> None:
+    """Save warnings about the run's output (a pattern that matched no line) and echo them."""
+    if warnings:
+        with open(run.output_path, "ab") as out:
+            out.write("".join(f"WARNING: {w}\n" for w in warnings).encode())
+        for w in warnings:
+            echo_line(sinks, f"WARNING: {w}")
 
 
 def _spawn(run: Run, argv: list[str], env: dict[str, str]) -> subprocess.Popen:

@@ -1,7 +1,7 @@
 """Output scalars: metrics a program prints (`loss=1.0`, `acc: 0.5`).
 
-Lines are matched against the operation's `output-scalars` patterns in a
-background thread, so the pipe from the program is drained at full speed;
+Lines are matched against the operation's `output-scalars` patterns (see
+`patterns`) in a background thread, so the pipe from the program is drained at full speed;
 matches are written to a TensorBoard event file, flushed at most
 FLUSH_SECONDS after they are printed (so `trk compare` sees a running run's
 scalars) and when the run ends.
@@ -9,134 +9,65 @@ scalars) and when the run ends.
 
 from __future__ import annotations
 
-import math
 import queue
-import re
 import threading
 import time
 from typing import Any
 
 from ..lines import LineBuffer
 
-from .events import STEP_MAX, STEP_MIN  # light: events imports protobuf and crc32c only when used
+from .patterns import Pattern, compile_config, is_disabled, scan_default, scan_patterns
 
-# `key=value` / `key: value` on a line of its own; the key has no spaces.
-DEFAULT_PATTERN = rb"^[ \t]*([^\s:=]+)[ \t]*[:=][ \t]*(-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|-?nan|-?inf)[ \t]*\r?$"
 FLUSH_SECONDS = 2.0
 
 
 class OutputScalarSpec:
-    """Compiled `output-scalars` config."""
+    """A compiled `output-scalars` config: Guild's default pattern, a list of
+    patterns, or nothing (`output-scalars: no`).
 
-    def __init__(self, spec: Any):
-        self.default: re.Pattern | None = None
-        self.tagged: list[tuple[str, re.Pattern]] = []  # tag -> regex with one group
-        self.named: list[re.Pattern] = []  # regexes with (?P<key>)(?P<value>) or (?P<step>)
-        self.step: re.Pattern | None = None
-        if spec is False or (isinstance(spec, str) and spec.lower() in ("no", "false", "off")):
-            return  # disabled
-        if spec is None or spec is True:
-            self.default = re.compile(DEFAULT_PATTERN, re.M)
+    `ignore` names keys the default pattern skips: the run's flag names, as
+    Guild does (a script echoing `lr: 0.1` is showing a flag, not a scalar).
+    """
+
+    def __init__(self, spec: Any, ignore: Any = ()):
+        self.default = False
+        self.patterns: list[Pattern] = []
+        self.ignore: frozenset[str] = frozenset()
+        if is_disabled(spec):
             return
-        items = spec if isinstance(spec, list) else [spec]
-        for item in items:
-            if isinstance(item, dict):
-                for tag, pattern in item.items():
-                    rx = _compile(pattern, f"output-scalars '{tag}'")
-                    if tag == "step":
-                        self.step = rx
-                    elif rx.groups < 1:
-                        raise ValueError(f"output-scalars pattern for '{tag}' needs a group for the value: {pattern!r}")
-                    else:
-                        self.tagged.append((str(tag), rx))
-            elif isinstance(item, str):
-                rx = _compile(item, "output-scalars")
-                if "value" not in rx.groupindex and "step" not in rx.groupindex:
-                    raise ValueError(f"output-scalars pattern {item!r} needs groups (?P<key>...) and (?P<value>...)")
-                self.named.append(rx)
-            else:
-                raise ValueError(f"invalid output-scalars entry {item!r}: use a mapping of TAG: REGEX or a regex string")
+        if spec is None or spec is True:
+            self.default = True
+            self.ignore = frozenset(str(name) for name in ignore)
+            return
+        self.patterns = compile_config(spec)
 
     @property
     def enabled(self) -> bool:
         """False when `output-scalars` is off, or has no pattern."""
-        return bool(self.default or self.tagged or self.named)
+        return self.default or bool(self.patterns)
+
+    def unmatched(self, matched: set[int]) -> list[str]:
+        """One warning for each pattern that matched no line (`matched` holds
+        the indexes of those that did); none for the default pattern."""
+        warnings = []
+        for i, p in enumerate(self.patterns):
+            line = f"output-scalars: pattern {p.describe()} matched no line"
+            if i not in matched and line not in warnings:
+                warnings.append(line)
+        return warnings
 
 
-def _compile(pattern: Any, where: str) -> re.Pattern:
-    try:
-        return re.compile(str(pattern))
-    except re.error as e:
-        raise ValueError(f"invalid regex in {where}: {pattern!r}: {e}") from None
-
-
-def _to_float(s: str) -> float | None:
-    try:
-        return float(s)
-    except ValueError:
-        return None
-
-
-def _as_step(text: str | bytes, current: int) -> int:
-    """The step a printed `step` value sets: an integer is taken exactly, a
-    float is truncated; NaN, infinities and non-numbers leave `current`.
-
-    A step beyond the int64 range of TensorBoard's steps (`step:
-    99999999999999999999`) is clamped to it, so the scalars that follow are
-    still recorded, at the largest (or smallest) step an event file holds.
-    """
-    try:
-        n = int(text)
-    except ValueError:
-        v = _to_float(text.decode("ascii", "replace") if isinstance(text, bytes) else text)
-        if v is None or math.isnan(v) or math.isinf(v):
-            return current
-        n = int(v)
-    return n if STEP_MIN <= n <= STEP_MAX else STEP_MAX if n > 0 else STEP_MIN
-
-
-def parse_lines(spec: OutputScalarSpec, data: bytes, step: int) -> tuple[list[tuple[str, float, int]], int]:
+def parse_lines(spec: OutputScalarSpec, data: bytes, step: int,
+                matched: set[int] | None = None) -> tuple[list[tuple[str, float, int]], int]:
     """Scalars (tag, value, step) in complete lines of `data`; returns the new step.
 
-    Step lines set the step of the scalars after them (see `_as_step`: a step
-    beyond int64 is clamped to it, a non-finite one is ignored).
+    A line's `step` (a `step` key, group or mapping entry) sets the step of
+    its own scalars and of those after it (see `patterns.as_step`). The
+    indexes of the patterns that matched a line are added to `matched`.
     """
-    out: list[tuple[str, float, int]] = []
-    if spec.default is not None:
-        for m in spec.default.finditer(data):
-            key = m.group(1)
-            try:
-                value = float(m.group(2))
-            except ValueError:
-                continue
-            if key == b"step":
-                step = _as_step(m.group(2), step)
-                continue
-            out.append((key.decode("utf-8", "replace"), value, step))
-        return out, step
-    for line in data.decode("utf-8", "replace").splitlines():
-        if spec.step is not None:
-            m = spec.step.search(line)
-            if m:
-                text = m.group(1) if m.groups() else m.group(0)
-                if text is not None:
-                    step = _as_step(text.strip(), step)
-        for tag, rx in spec.tagged:
-            m = rx.search(line)
-            if m:
-                v = _to_float(m.group(1))
-                if v is not None:
-                    out.append((tag, v, step))
-        for rx in spec.named:
-            for m in rx.finditer(line):
-                g = m.groupdict()
-                if g.get("step") is not None:
-                    step = _as_step(g["step"].strip(), step)
-                if g.get("key") is not None and g.get("value") is not None:
-                    v = _to_float(g["value"])
-                    if v is not None:
-                        out.append((g["key"], v, step))
-    return out, step
+    if spec.default:
+        return scan_default(data, step, spec.ignore)
+    return scan_patterns(spec.patterns, data, step, set() if matched is None else matched)
 
 
 class OutputScalars:
@@ -146,11 +77,13 @@ class OutputScalars:
     program's pipe is never held up by scalar parsing.
     """
 
-    def __init__(self, spec: Any, events_dir: str):
-        self.spec = spec if isinstance(spec, OutputScalarSpec) else OutputScalarSpec(spec)
+    def __init__(self, spec: Any, events_dir: str, ignore: Any = ()):
+        self.spec = spec if isinstance(spec, OutputScalarSpec) else OutputScalarSpec(spec, ignore)
         self.events_dir = events_dir
         self.writer = None
         self.step = 0
+        self.matched: set[int] = set()  # indexes of the patterns that matched a line
+        self.warnings: list[str] = []  # for the user, once the output has ended
         self.lines = LineBuffer()  # the partial last line, between chunks
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -168,8 +101,9 @@ class OutputScalars:
     def maybe_flush(self) -> None:
         """Nothing to do: the worker flushes within FLUSH_SECONDS on its own."""
 
-    def close(self) -> None:
-        """Parse what is left, then flush and close the event file."""
+    def close(self) -> list[str]:
+        """Parse what is left, flush and close the event file; return (and keep
+        in `warnings`) a warning for each pattern that matched no line."""
         if self._thread is not None:
             self._q.put(None)
             self._thread.join()
@@ -179,6 +113,8 @@ class OutputScalars:
             self._process(rest)
         if self.writer is not None:
             self.writer.close()
+        self.warnings = self.spec.unmatched(self.matched)
+        return self.warnings
 
     def _work(self) -> None:
         # The flush deadline runs from the first unflushed scalar, so a scalar
@@ -229,7 +165,7 @@ class OutputScalars:
             self._process(lines)
 
     def _process(self, data: bytes) -> None:
-        scalars, self.step = parse_lines(self.spec, data, self.step)
+        scalars, self.step = parse_lines(self.spec, data, self.step, self.matched)
         if scalars:
             if self.writer is None:
                 from .events import EventWriter

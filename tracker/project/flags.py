@@ -1,88 +1,33 @@
-"""Flag definitions and values: parsing `NAME=VALUE`, typing, formatting.
+"""Flag definitions and how an operation's flag values are settled.
 
-Values typed as Guild types them: `1` int, `1.0` float, `yes`/`no`/`true`/
-`false` bool, anything else a string; a value wrapped in quotes stays a string.
+A `FlagDef` holds Guild's flag attributes (type, choices with aliases and
+per-choice flags, min/max, arg-name/-skip/-switch/-split, env-name,
+null-label...); `settle` turns defaults and assigned values into a run's
+flag values as Guild does: aliases, defaults, types, checks, choice values.
+Value text (parsing, formatting, argv encoding) is in `flagvalues`.
 """
 
 from __future__ import annotations
 
-import math
-import re
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import OpError
-
-_INT = re.compile(r"^[-+]?[0-9]+$")
-_FLOAT = re.compile(
-    r"^[-+]?(?:[0-9]+\.[0-9]*(?:[eE][-+]?[0-9]+)?|\.[0-9]+(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)$"
+from .flagvalues import (  # noqa: F401  (re-exported: the names other modules use)
+    arg_value,
+    batch_error,
+    cmd_value,
+    format_value,
+    is_batch,
+    join_split,
+    parse_value,
+    split_value,
 )
-_SPECIAL_FLOATS = {"nan": math.nan, "inf": math.inf, "+inf": math.inf, "-inf": -math.inf}
-_TRUE = {"true", "yes", "on"}
-_FALSE = {"false", "no", "off"}
-_NULL = {"null", "~"}
-_NEEDS_QUOTE = re.compile(r"[\s'\"#;&|<>()$`\\*?!{}\[\],]")
 
-FLAG_TYPES = ("int", "float", "number", "bool", "boolean", "string", "str", "path")
-
-
-def parse_value(s: str) -> Any:
-    """Parse a command-line flag value into int, float, bool, None or str."""
-    if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
-        return s[1:-1]
-    if _INT.match(s):
-        return int(s)
-    if _FLOAT.match(s):
-        return float(s)
-    low = s.lower()
-    if low in _SPECIAL_FLOATS:
-        return _SPECIAL_FLOATS[low]
-    if low in _TRUE:
-        return True
-    if low in _FALSE:
-        return False
-    if low in _NULL:
-        return None
-    return s
-
-
-def format_value(value: Any) -> str:
-    """Format a flag value so that `parse_value` reads it back unchanged.
-
-    Strings that contain spaces or shell characters, or that would parse as
-    another type, are single-quoted, as Guild shows them (`msg='hello world'`).
-    """
-    if value is True:
-        return "yes"
-    if value is False:
-        return "no"
-    if value is None:
-        return "null"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, (int, float)):
-        return str(value)
-    s = str(value)
-    if s == "" or _NEEDS_QUOTE.search(s) or parse_value(s) != s:
-        return "'" + s.replace("'", "'\"'\"'") + "'"
-    return s
-
-
-def arg_value(value: Any) -> str:
-    """The string a program receives for a flag value (no quoting)."""
-    if value is True:
-        return "yes"
-    if value is False:
-        return "no"
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return format_value(value)
-    return str(value)
+FLAG_TYPES = ("int", "float", "number", "bool", "boolean", "string", "str", "path", "existing-path", "auto")
+_KNOWN = {"default", "type", "choices", "required", "description", "arg-name", "alias", "arg-skip", "arg-switch",
+          "arg-split", "allow-other", "env-name", "null-label", "min", "max", "arg-encoding", "env-encoding"}
 
 
 def format_assigns(flags: dict[str, Any]) -> str:
@@ -99,69 +44,194 @@ def split_assign(arg: str) -> tuple[str, str]:
 
 
 @dataclass
+class FlagChoice:
+    """One of a flag's `choices`: its value, the alias a user may type
+    instead, and the flags choosing it sets."""
+
+    value: Any
+    alias: Any = None
+    description: str = ""
+    flags: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class FlagDef:
-    """One flag of an operation, from the project file."""
+    """One flag of an operation, from the project file or imported from its script."""
 
     name: str
     default: Any = None
     type: str | None = None
-    choices: list[Any] | None = None
+    choices: list[Any] | None = None  # the values a user types (an alias where a choice has one)
     required: bool = False
     description: str = ""
     arg_name: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    alias: str | None = None
+    arg_skip: bool | None = None
+    arg_switch: Any = None
+    arg_split: Any = None
+    allow_other: bool = False
+    env_name: str | None = None
+    null_label: str | None = None
+    min: Any = None
+    max: Any = None
+    arg_encoding: dict | None = None
+    env_encoding: dict | None = None
+    choice_defs: list[FlagChoice] = field(default_factory=list)
+    base_dir: str | None = None  # where relative `path` values start (the project)
+
+    def __post_init__(self):
+        if self.choices is not None and not self.choice_defs:
+            self.choice_defs = [FlagChoice(c) for c in self.choices]
 
     def coerce(self, value: Any, opname: str = "") -> Any:
-        """Check and convert a value for this flag's type and choices."""
+        """Check and convert a value for this flag's type, choices and range."""
         value = self.coerce_type(value, opname)
-        if value is not None and self.choices is not None and value not in self.choices:
-            raise OpError(
-                f"invalid value {format_value(value)} for flag '{self.name}'"
-                + (f" of {opname}" if opname else "")
-                + ": choose from "
-                + ", ".join(format_value(c) for c in self.choices)
-            )
+        self.check(value, opname)
         return value
 
     def coerce_type(self, value: Any, opname: str = "") -> Any:
-        """Check and convert a value for this flag's type (not its choices)."""
-        if value is None:
-            return None
+        """Convert a value to this flag's type, as Guild does (an int default
+        of a float flag becomes a float, a relative path absolute)."""
+        if value is None or self.type in (None, "auto") or is_batch(value):
+            return value
+        if self.arg_split is not None and not isinstance(value, list):
+            parts = [self._typed(p, opname) for p in split_value(value, self.arg_split)]
+            return join_split(parts, self.arg_split)
+        return self._typed(value, opname)
+
+    def _typed(self, value: Any, opname: str) -> Any:
         t = self.type
         try:
             if t == "int":
-                if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                if isinstance(value, (bool, float)):
                     raise ValueError
-                value = int(value) if not isinstance(value, str) else int(value, 10)
-            elif t == "float":
+                return int(value)
+            if t == "float":
                 if isinstance(value, bool):
                     raise ValueError
-                value = float(value)
-            elif t == "number":
+                return float(value)
+            if t == "number":
                 if isinstance(value, bool):
                     raise ValueError
+                if isinstance(value, (int, float)):
+                    return value
+                try:
+                    return int(value)
+                except ValueError:
+                    return float(value)
+            if t in ("bool", "boolean"):
                 if isinstance(value, str):
-                    parsed = parse_value(value)
-                    if not isinstance(parsed, (int, float)) or isinstance(parsed, bool):
-                        raise ValueError
-                    value = parsed
-            elif t in ("bool", "boolean"):
-                if isinstance(value, str):
-                    parsed = parse_value(value)
-                    if not isinstance(parsed, bool):
-                        raise ValueError
-                    value = parsed
-                elif not isinstance(value, bool):
+                    value = parse_value(value, "boolean")
+                if not isinstance(value, (bool, int, float)):
                     raise ValueError
-            elif t in ("string", "str", "path"):
-                value = value if isinstance(value, str) else arg_value(value)
-        except (TypeError, ValueError, OverflowError):  # e.g. int([1]): a list is no int either
-            raise OpError(
-                f"invalid value {format_value(value)} for flag '{self.name}'"
-                + (f" of {opname}" if opname else "")
-                + f": expected {t}"
-            ) from None
+                return bool(value)
+            if t in ("string", "str"):
+                return value if isinstance(value, str) else str(value)
+            if t in ("path", "existing-path"):
+                path = os.path.expanduser(str(value))
+                if path and not os.path.isabs(path):
+                    path = os.path.abspath(os.path.join(self.base_dir or os.getcwd(), path))
+                return path
+        except (TypeError, ValueError, OverflowError):  # int([1]): a list is no int either
+            raise OpError(f"invalid value {format_value(value)} for flag '{self.name}'"
+                          + (f" of {opname}" if opname else "") + f": expected {t}") from None
         return value
+
+    def check(self, value: Any, opname: str = "") -> None:
+        """Check a typed value against choices, `existing-path` and min/max."""
+        if self.arg_split is not None and isinstance(value, str) and value:
+            for part in split_value(value, self.arg_split):
+                self._check_one(parse_value(part), opname)
+        elif isinstance(value, list):
+            for item in value:
+                self._check_one(item, opname)
+        else:
+            self._check_one(value, opname)
+
+    def _check_one(self, value: Any, opname: str) -> None:
+        of = f"'{self.name}'" + (f" of {opname}" if opname else "")
+        if value is None or is_batch(value):
+            return
+        if value and self.choice_defs and not self.allow_other and self.choice_for(value) is None:
+            raise OpError(f"invalid value {format_value(value)} for flag {of}: choose from "
+                          + ", ".join(format_value(c.alias if c.alias is not None else c.value)
+                                      for c in self.choice_defs))
+        if self.type == "existing-path" and value and not os.path.exists(str(value)):
+            raise OpError(f"invalid value {format_value(value)} for flag {of}: {value} does not exist")
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if number and _is_number(self.min) and value < self.min:
+            raise OpError(f"invalid value {format_value(value)} for flag {of}: "
+                          f"out of range (less than min {format_value(self.min)})")
+        if number and _is_number(self.max) and value > self.max:
+            raise OpError(f"invalid value {format_value(value)} for flag {of}: "
+                          f"out of range (greater than max {format_value(self.max)})")
+
+    def choice_for(self, value: Any) -> FlagChoice | None:
+        """The choice `value` names, by its alias or its value."""
+        for c in self.choice_defs:
+            if (c.alias is not None and value == c.alias) or c.value == value:
+                return c
+        return None
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def normalize_aliases(defs: dict[str, FlagDef], assigned: dict[str, Any], force: bool = False) -> dict[str, Any]:
+    """`assigned` with flag aliases (`alias:`) renamed to their flag's name."""
+    out = dict(assigned)
+    for fdef in defs.values():
+        if not fdef.alias or fdef.alias == fdef.name or fdef.alias not in out:
+            continue
+        if fdef.name in out:
+            if force:
+                continue
+            raise OpError(f"flag '{fdef.name}' is given both by its name and by its alias '{fdef.alias}'",
+                          "Give it once.")
+        out[fdef.name] = out.pop(fdef.alias)
+    return out
+
+
+def settle(defs: dict[str, FlagDef], assigned: dict[str, Any], force: bool = False,
+           opname: str = "") -> dict[str, Any]:
+    """The values of an operation's defined flags, as Guild settles them.
+
+    Assigned values (names already normalized) override defaults; every
+    value is converted to its flag's type and, unless `force`, checked
+    (choices, range, existing paths, required). A choice given by its alias
+    becomes its value, and a choice's `flags` set the flags the user left
+    unassigned.
+    """
+    values: dict[str, Any] = {}
+    for name, fdef in defs.items():
+        value = assigned.get(name, fdef.default)
+        try:
+            values[name] = fdef.coerce_type(value, opname)
+        except OpError:
+            if not force:
+                raise
+            values[name] = value
+    if not force:
+        for name, fdef in defs.items():
+            fdef.check(values[name], opname)
+        missing = [n for n, d in defs.items() if d.required and values.get(n) in (None, "")]
+        if missing:
+            raise OpError(
+                f"missing required flag{'s' if len(missing) > 1 else ''} "
+                + ", ".join(f"'{m}'" for m in missing) + (f" for {opname}" if opname else ""),
+                f"Set {'them' if len(missing) > 1 else 'it'} with NAME=VALUE, or see 'trk run {opname} --help-op'.",
+            )
+    for name, fdef in defs.items():
+        choice = fdef.choice_for(values[name]) if values[name] is not None and fdef.choice_defs else None
+        if choice is None:
+            continue
+        values[name] = choice.value
+        for flag, value in choice.flags.items():
+            if assigned.get(flag) is None:
+                values[flag] = value
+    return values
 
 
 def has_nul(value: Any) -> bool:
@@ -201,50 +271,87 @@ def flagdefs_from_config(data: Any, where: str) -> dict[str, FlagDef]:
         name = str(name)
         if name.startswith("$"):  # Guild's $include and friends: not flags
             continue
-        if not isinstance(spec, dict):
-            if has_nul(spec):
-                raise FlagConfigError(f"{where}: flag '{name}' has a NUL byte in {spec!r}: {NUL_FIX}", (name,), 2)
-            defs[name] = FlagDef(name, default=spec)
-            continue
-        t = spec.get("type")
-        if t is not None and t not in FLAG_TYPES:
-            raise FlagConfigError(
-                f"{where}: flag '{name}' has unknown type '{t}' (expected one of {', '.join(FLAG_TYPES)})"
-            )
-        for key in ("default", "choices"):
-            if has_nul(spec.get(key)):
-                raise FlagConfigError(
-                    f"{where}: flag '{name}' has a NUL byte in its {key} {spec[key]!r}: {NUL_FIX}", (name, key), 2)
-        choices = spec.get("choices")
-        if choices is not None:
-            if not isinstance(choices, list):
-                raise FlagConfigError(f"{where}: flag '{name}': 'choices' must be a list")
-            choices = [c.get("value") if isinstance(c, dict) else c for c in choices]
-        known = {"default", "type", "choices", "required", "description", "arg-name"}
-        _check_default_type(name, t, spec.get("default"), where)
-        defs[name] = FlagDef(
-            name,
-            default=spec.get("default"),
-            type=t,
-            choices=choices,
-            required=bool(spec.get("required", False)),
-            description=str(spec.get("description") or ""),
-            arg_name=spec.get("arg-name"),
-            extra={k: v for k, v in spec.items() if k not in known},
-        )
+        defs[name] = flagdef_from_config(name, spec, where)
     return defs
 
 
-def _check_default_type(name: str, t: str | None, default: Any, where: str) -> None:
+def flagdef_from_config(name: str, spec: Any, where: str) -> FlagDef:
+    """One flag definition: a mapping of attributes, or a bare default value."""
+    if not isinstance(spec, dict):
+        if has_nul(spec):
+            raise FlagConfigError(f"{where}: flag '{name}' has a NUL byte in {spec!r}: {NUL_FIX}", (name,), 2)
+        return FlagDef(name, default=spec)
+    t = spec.get("type")
+    if t is not None and t not in FLAG_TYPES:
+        raise FlagConfigError(
+            f"{where}: flag '{name}' has unknown type '{t}' (expected one of {', '.join(FLAG_TYPES)})")
+    for key in ("default", "choices"):
+        if has_nul(spec.get(key)):
+            raise FlagConfigError(
+                f"{where}: flag '{name}' has a NUL byte in its {key} {spec[key]!r}: {NUL_FIX}", (name, key), 2)
+    choice_defs = _choices(name, spec.get("choices"), where)
+    arg_split = spec.get("arg-split")
+    fdef = FlagDef(
+        name,
+        default=spec.get("default"),
+        type=t,
+        choices=[c.alias if c.alias is not None else c.value for c in choice_defs] if choice_defs else None,
+        required=bool(spec.get("required", False)),
+        description=str(spec.get("description") or ""),
+        arg_name=_opt_str(spec.get("arg-name")),
+        extra={k: v for k, v in spec.items() if k not in _KNOWN},
+        alias=_opt_str(spec.get("alias")),
+        arg_skip=None if spec.get("arg-skip") is None else bool(spec.get("arg-skip")),
+        arg_switch=spec.get("arg-switch"),
+        arg_split=None if arg_split is None or arg_split is False else arg_split,
+        allow_other=bool(spec.get("allow-other", False)),
+        env_name=_opt_str(spec.get("env-name")),
+        null_label=_opt_str(spec.get("null-label")),
+        min=spec.get("min"),
+        max=spec.get("max"),
+        arg_encoding=spec.get("arg-encoding") if isinstance(spec.get("arg-encoding"), dict) else None,
+        env_encoding=spec.get("env-encoding") if isinstance(spec.get("env-encoding"), dict) else None,
+        choice_defs=choice_defs,
+    )
+    _check_default_type(fdef, where)
+    return fdef
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _choices(name: str, data: Any, where: str) -> list[FlagChoice]:
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise FlagConfigError(f"{where}: flag '{name}': 'choices' must be a list", (name, "choices"))
+    out = []
+    for i, c in enumerate(data):
+        if not isinstance(c, dict):
+            out.append(FlagChoice(c))
+            continue
+        if "value" not in c:
+            raise FlagConfigError(f"{where}: flag '{name}': choice {i + 1} has no 'value'", (name, "choices", i))
+        flags = c.get("flags") or {}
+        if not isinstance(flags, dict):
+            raise FlagConfigError(f"{where}: flag '{name}': the 'flags' of choice {c['value']!r} must be a mapping",
+                                  (name, "choices", i, "flags"))
+        out.append(FlagChoice(c["value"], c.get("alias"), str(c.get("description") or ""), dict(flags)))
+    return out
+
+
+def _check_default_type(fdef: FlagDef, where: str) -> None:
     """Refuse a default its own `type:` rejects: every run without the flag
     would otherwise fail, or pass the program a value of the wrong type."""
-    if t is None or default is None:
+    t = fdef.type
+    if t is None or fdef.default is None or t in ("path", "existing-path", "auto"):
         return
     try:
-        FlagDef(name, type=t).coerce_type(default)
+        fdef.coerce_type(fdef.default)
     except OpError:
         raise FlagConfigError(
-            f"{where}: flag '{name}' has type {t}, so its default must be {_A_TYPE.get(t, t)}, "
-            f"not {format_value(default)}",
-            (name, "default"), 2,
+            f"{where}: flag '{fdef.name}' has type {t}, so its default must be {_A_TYPE.get(t, t)}, "
+            f"not {format_value(fdef.default)}",
+            (fdef.name, "default"), 2,
         ) from None

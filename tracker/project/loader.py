@@ -1,7 +1,8 @@
 """Project files: `trk.yml`, or Guild's `guild.yml` with the same schema.
 
 A project file is a list of models (`- model: NAME` with `operations:`) or a
-mapping of operations for one anonymous model. Errors name file and line.
+mapping of operations for one anonymous model; `guildfile` reads Guild's
+forms (configs, `extends`, includes) into models. Errors name file and line.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ProjectError
+from . import cache
 from .flags import FlagConfigError, FlagDef, flagdefs_from_config
+from .guildfile import InFile, Invalid, ModelSpec, build_models, expand_includes
 
 PROJECT_FILES = ("trk.yml", "guild.yml")
 
@@ -20,6 +23,7 @@ PROJECT_FILES = ("trk.yml", "guild.yml")
 OP_FIELDS = {
     "main", "exec", "steps", "flags", "description", "output-scalars", "sourcecode",
     "requires", "label", "tags", "env", "compare", "default", "needs", "checks",
+    "resources",
 }
 GUILD_OP_FIELDS = {
     "plugins", "python-path", "python-requires", "pip-freeze", "flags-dest",
@@ -39,6 +43,8 @@ class OpDef:
     config: dict[str, Any]
     flags: dict[str, FlagDef]
     keypath: tuple = ()  # where its mapping is in the project file, for `Project.where`
+    # The `resources:` its `requires:` may name: its model's as NAME, any model's as MODEL:NAME.
+    resources: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def fullname(self) -> str:
@@ -70,16 +76,42 @@ class OpDef:
         """The operation's description, stripped."""
         return str(self.config.get("description") or "").strip()
 
+    @property
+    def label(self) -> str | None:
+        """The `label:` template of the operation's runs, if any."""
+        label = self.config.get("label")
+        return None if label is None else str(label)
+
+    @property
+    def default(self) -> bool:
+        """True for the model's `default: yes` operation."""
+        return bool(self.config.get("default"))
+
 
 @dataclass
 class Model:
-    """A model of the project file: a name and its operations."""
+    """A model of the project file: a name, its operations and what Guild keeps of it."""
     name: str
     operations: dict[str, OpDef] = field(default_factory=dict)
     description: str = ""
+    default: bool = False
+    references: list = field(default_factory=list)
+    resources: dict = field(default_factory=dict)  # named dependency sets, `$include`s resolved
+    sourcecode: Any = None  # the model's `sourcecode:` (see project.sourcecode)
 
     def __getitem__(self, opname: str) -> OpDef:
         return self.operations[opname]
+
+    @property
+    def default_operation(self) -> OpDef | None:
+        """The `default: yes` operation, else the only one not named `_...`, as in Guild."""
+        public = []
+        for op in self.operations.values():
+            if op.default:
+                return op
+            if not op.name.startswith("_"):
+                public.append(op)
+        return public[0] if len(public) == 1 else None
 
 
 @dataclass
@@ -91,14 +123,28 @@ class Project:
     models: dict[str, Model]
     warnings: list[str] = field(default_factory=list)
     lines: "_LineFinder | None" = field(default=None, repr=False, compare=False)
+    _included: dict = field(default_factory=dict, repr=False, compare=False)
+    cache_dir: str | None = field(default=None, repr=False, compare=False)  # also caches flags imported from scripts
 
     @property
     def filename(self) -> str:
         """The project file's name (`trk.yml` or `guild.yml`)."""
         return os.path.basename(self.path)
 
+    @property
+    def default_model(self) -> Model | None:
+        """The only model, else the `default: yes` one, as in Guild."""
+        if len(self.models) == 1:
+            return next(iter(self.models.values()))
+        return next((m for m in self.models.values() if m.default), None)
+
     def where(self, keypath: tuple) -> str:
-        """`FILE, line N` of a key path in the project file, to start a message."""
+        """`FILE, line N` of a key path in the project file (or in a file it
+        includes, when the path starts with `InFile`), to start a message."""
+        if keypath and isinstance(keypath[0], InFile):
+            path = keypath[0].path
+            finder = self._included.setdefault(path, _LineFinder(path))
+            return f"{os.path.relpath(path, self.dir)}, line {finder.line(keypath[1:])}"
         line = self.lines.line(keypath) if self.lines is not None else 1
         return f"{self.filename}, line {line}"
 
@@ -130,76 +176,38 @@ def load(dir: str = ".", cache_dir: str | None = None) -> Project:
 
 def load_file(path: str, cache_dir: str | None = None) -> Project:
     """Load one project file (see `load`)."""
-    name = os.path.basename(path)
     path = os.path.abspath(path)
-    cached = _cached(path, cache_dir)
-    if cached is _MISS:
-        data, warnings = _parse(path, name)
-        _store(path, cache_dir, data, warnings)
-    else:
-        data, warnings = cached
-    lines = _LineFinder(path)
-    project = Project(os.path.dirname(path), path, {}, list(warnings), lines)
+    project = Project(os.path.dirname(path), path, {}, [], _LineFinder(path), cache_dir=cache_dir)
     try:
-        _build(project, data, lines)
-    except _Invalid as e:
-        raise ProjectError(f"{name}, line {lines.line(e.path)}: {e.message}", exit_code=e.exit_code) from None
+        found = cache.cached(path, cache_dir)
+        if found is cache.MISS:
+            data, warnings, files = _read(project)
+            cache.store(path, files, cache_dir, data, warnings)
+        else:
+            data, warnings = found
+        project.warnings += warnings
+        for spec in build_models(data["items"], data["sources"], path):
+            project.models[spec.name] = _model(spec, project)
+        _share_resources(project)
+    except Invalid as e:
+        raise ProjectError(f"{project.where(e.path)}: {e.message}", exit_code=e.exit_code) from None
     return project
 
 
-_MISS = object()
-_CACHE_VERSION = 2  # entries carry the parse warnings (duplicate keys) since version 2
+def _read(project: Project) -> tuple[dict, list[str], list[str]]:
+    """The project file's entries, with those of the files it `include:`s;
+    the parse warnings; and every file read."""
+    files = [project.path]
+    data, warnings = _parse(project.path, project.filename)
 
+    def read(path: str) -> Any:
+        included, more = _parse(path, os.path.relpath(path, project.dir))
+        warnings.extend(more)
+        files.append(path)
+        return included
 
-def _cache_file(path: str, cache_dir: str) -> str:
-    import hashlib
-
-    return os.path.join(cache_dir, "projects", hashlib.sha256(path.encode()).hexdigest()[:32] + ".json")
-
-
-def _signature(path: str) -> list[int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
-
-
-def _cached(path: str, cache_dir: str | None):
-    if not cache_dir:
-        return _MISS
-    import json
-
-    try:
-        with open(_cache_file(path, cache_dir), encoding="utf-8") as f:
-            entry = json.load(f)
-    except (OSError, ValueError):
-        return _MISS
-    if entry.get("version") != _CACHE_VERSION or entry.get("signature") != _signature(path):
-        return _MISS
-    return entry.get("data"), entry.get("warnings") or []
-
-
-def _store(path: str, cache_dir: str | None, data, warnings: list[str]) -> None:
-    if not cache_dir:
-        return
-    import json
-
-    from ..fsutil import atomic_write
-
-    import time
-
-    signature = _signature(path)
-    if signature is None or time.time_ns() - signature[1] < 2_000_000_000:
-        return  # modified just now: a same-size edit in the same mtime tick would go unseen
-    try:
-        text = json.dumps({"version": _CACHE_VERSION, "signature": signature, "data": data, "warnings": warnings})
-        if json.loads(text)["data"] != data:
-            return  # not JSON-exact (non-string keys, dates): always parse YAML
-        os.makedirs(os.path.join(cache_dir, "projects"), exist_ok=True)
-        atomic_write(_cache_file(path, cache_dir), text)
-    except (TypeError, ValueError, OSError):
-        pass
+    items, sources = expand_includes(data, project.path, read, project.path)
+    return {"items": items, "sources": sources}, warnings, files
 
 
 def _parse(path: str, name: str) -> tuple[Any, list[str]]:
@@ -272,15 +280,15 @@ def _loader_class():
     # values must be JSON (run attrs, `flags-dest: globals`), and a program
     # gets that text anyway.
     Loader.add_constructor("tag:yaml.org,2002:timestamp", Loader.construct_yaml_str)
+    # Guild reads `1e-3` and `123e2` (no dot, or no exponent sign) as floats,
+    # which plain YAML 1.1 reads as text.
+    import re
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
+        r"^(?:[-+]?[0-9][0-9_]*\.[0-9_]*[eE][0-9]+|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+|\.[0-9_]+[eE][-+][0-9]+)$"),
+        list("-+0123456789."))
     _LOADER = Loader
     return Loader
-
-
-class _Invalid(Exception):
-    def __init__(self, path: tuple, message: str, exit_code: int | None = None):
-        self.path = path
-        self.message = message
-        self.exit_code = exit_code
 
 
 class _LineFinder:
@@ -318,61 +326,41 @@ class _LineFinder:
         return node.start_mark.line + 1
 
 
-def _build(project: Project, data: Any, lines: _LineFinder) -> None:
-    if data is None:
-        return
-    if isinstance(data, dict):
-        project.models[""] = _model("", data, (), project, lines)
-        return
-    if not isinstance(data, list):
-        raise _Invalid((), "expected a list of models or a mapping of operations")
-    for i, item in enumerate(data):
-        if not isinstance(item, dict):
-            raise _Invalid((i,), f"expected a model mapping ('- model: NAME'), got {item!r}")
-        if "model" not in item:
-            if "config" in item or "package" in item:
-                continue  # Guild config/package sections carry no operations
-            raise _Invalid((i,), "model entry must define 'model: NAME'")
-        name = item.get("model")
-        name = "" if name is None else str(name)
-        if name in project.models:
-            raise _Invalid((i, "model"), f"duplicate model '{name}'")
-        ops = item.get("operations") or {}
-        if not isinstance(ops, dict):
-            raise _Invalid((i, "operations"), f"'operations' of model '{name}' must be a mapping")
-        model = _model(name, ops, (i, "operations"), project, lines)
-        model.description = str(item.get("description") or "")
-        project.models[name] = model
+def _share_resources(project: Project) -> None:
+    """Give each operation the resources its `requires:` may name (Guild's NAME and MODEL:NAME)."""
+    models = [m for m in project.models.values() if isinstance(m.resources, dict)]
+    every = {f"{m.name}:{k}": v for m in models for k, v in m.resources.items()}
+    for m in models:
+        own = {str(k): v for k, v in m.resources.items()}
+        for op in m.operations.values():
+            op.resources = {**every, **own}
 
 
-def _model(name: str, ops: dict, path: tuple, project: Project, lines: _LineFinder) -> Model:
-    model = Model(name)
-    for opname, cfg in ops.items():
-        opname = str(opname)
-        oppath = path + (opname,)
-        if cfg is None:
-            cfg = {}
-        elif isinstance(cfg, str):
-            cfg = {"main": cfg}
-        if not isinstance(cfg, dict):
-            raise _Invalid(oppath, f"operation '{opname}' must be a mapping, got {cfg!r}")
+def _model(spec: ModelSpec, project: Project) -> Model:
+    """A model's operations checked and built from what `guildfile` resolved."""
+    model = Model(spec.name, description=spec.description, default=spec.default,
+                  references=spec.references, resources=spec.resources, sourcecode=spec.sourcecode)
+    for opname, (cfg, oppath) in spec.operations.items():
         kinds = [k for k in ("main", "exec", "steps") if k in cfg]
         if len(kinds) > 1:
-            raise _Invalid(oppath, f"operation '{opname}' defines both {kinds[0]!r} and {kinds[1]!r}: use one")
+            raise Invalid(oppath, f"operation '{opname}' defines both {kinds[0]!r} and {kinds[1]!r}: use one")
+        if not kinds:
+            # Guild's default: the module named as the operation (`prepare-data.py` -> prepare_data).
+            main = opname[:-3] if opname.lower().endswith(".py") else opname
+            cfg["main"] = main.replace("-", "_")
         for k in ("main", "exec"):
             if k in cfg and not isinstance(cfg[k], str):
-                raise _Invalid(oppath + (k,), f"'{k}' of operation '{opname}' must be a string")
+                raise Invalid(oppath + (k,), f"'{k}' of operation '{opname}' must be a string")
         if "requires" in cfg and cfg["requires"] is not None and not isinstance(cfg["requires"], (list, dict, str)):
-            raise _Invalid(oppath + ("requires",), f"'requires' of operation '{opname}' must be a list")
+            raise Invalid(oppath + ("requires",), f"'requires' of operation '{opname}' must be a list")
         try:
             flags = flagdefs_from_config(cfg.get("flags"), f"operation '{opname}'")
         except FlagConfigError as e:
-            raise _Invalid(oppath + ("flags",) + e.keypath, str(e), e.exit_code) from None
+            raise Invalid(oppath + ("flags",) + e.keypath, str(e), e.exit_code) from None
         for key in cfg:
             if key not in OP_FIELDS and key not in GUILD_OP_FIELDS:
-                project.warnings.append(
-                    f"{project.filename}, line {lines.line(oppath + (key,))}: "
-                    f"unknown field '{key}' in operation '{opname}' ignored"
-                )
-        model.operations[opname] = OpDef(name, opname, cfg, flags, oppath)
+                warning = f"{project.where(oppath + (key,))}: unknown field '{key}' in operation '{opname}' ignored"
+                if warning not in project.warnings:  # once, though several models extend its config
+                    project.warnings.append(warning)
+        model.operations[opname] = OpDef(spec.name, opname, cfg, flags, oppath)
     return model

@@ -1,0 +1,5 @@
+print("round 1")
+print("0.01 was the learning rate")
+print("loss=0.5 acc=0.25")
+print("step=7")
+print("loss=0.125")

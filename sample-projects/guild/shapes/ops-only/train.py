@@ -1,0 +1,2 @@
+print("training")
+print("loss: 0.5")
