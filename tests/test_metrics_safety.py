@@ -221,6 +221,7 @@ pipe:
   steps:
     - run: up --needed
       name: up
+      isolate-runs: no  # may reuse a run of another pipeline (the test below)
     - run: up2
       name: up2
     - run: down

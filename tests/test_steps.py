@@ -275,3 +275,14 @@ def test_fail_fast_terminates_running_siblings(trk, pipe, tmp_path):
     assert "after" not in steps
     parent = next(r for r in runs_json(trk) if r["op"] == "par")
     assert parent["status"] == "error"
+
+
+def test_guilds_short_run_options_in_a_step_are_ignored_with_a_warning(trk, tmp_path):
+    proj = tmp_path / "p"
+    proj.mkdir()
+    (proj / "trk.yml").write_text("hello:\n  exec: echo hi\nall:\n  steps:\n    - hello -b -q --bg\n")
+    p = trk("run", "all", "-y", cwd=proj)
+    out = p.stdout + p.stderr
+    assert "run parameter background used in 'hello -b -q --bg' ignored" in out
+    assert "run parameter quiet used in 'hello -b -q --bg' ignored" in out
+    assert "hi" in p.stdout

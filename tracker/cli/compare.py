@@ -136,11 +136,37 @@ def table_lines(headers, columns, kinds) -> Iterator[str]:
 def _plain_table(headers, columns, kinds) -> Iterator[str]:
     """tabulate's "plain" layout for one-line cells: each column as wide as
     its widest cell or its header plus 2, two spaces between columns."""
-    widths = [max(len(h) + 2, max(map(len, col), default=0)) for h, col in zip(headers, columns)]
+    width = _display_width()
+    widths = [max(width(h) + 2, max(map(width, col), default=0)) for h, col in zip(headers, columns)]
     right = [k == "scalar" for k in kinds]
-    yield "  ".join(h.rjust(w) if r else h.ljust(w) for h, w, r in zip(headers, widths, right)).rstrip()
+
+    def pad(c: str, w: int, r: bool) -> str:
+        if c.isascii():
+            return c.rjust(w) if r else c.ljust(w)
+        fill = " " * (w - width(c))
+        return fill + c if r else c + fill
+
+    yield "  ".join(pad(h, w, r) for h, w, r in zip(headers, widths, right)).rstrip()
     for k in range(0, len(columns[0]), 1000):  # padded a thousand rows at a time
-        padded = [[c.rjust(w) for c in col[k:k + 1000]] if r else [c.ljust(w) for c in col[k:k + 1000]]
+        padded = [[c.rjust(w) if c.isascii() else pad(c, w, True) for c in col[k:k + 1000]] if r else
+                  [c.ljust(w) if c.isascii() else pad(c, w, False) for c in col[k:k + 1000]]
                   for col, w, r in zip(columns, widths, right)]
         for row in zip(*padded):
             yield "  ".join(row).rstrip()
+
+
+def _display_width():
+    """How wide a cell shows, measured as tabulate measures it: with wcwidth
+    (East Asian wide characters count 2) when that is installed, else len."""
+    try:
+        from wcwidth import wcswidth
+    except ImportError:
+        return len
+
+    def width(s: str) -> int:
+        if s.isascii():
+            return len(s)
+        w = wcswidth(s)
+        return len(s) if w < 0 else w
+
+    return width

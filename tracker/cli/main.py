@@ -28,7 +28,40 @@ COMMANDS = {
     "label": ("tracker.cli.runs", "label", "Set or change run labels."),
     "tag": ("tracker.cli.runs", "tag", "Add or remove run tags."),
     "stop": ("tracker.cli.stop", "stop", "Stop running runs."),
+    "yaml": ("tracker.cli.valohai", "yaml", "Write valohai.yaml steps from prepare() calls in scripts."),
+    "repro": ("tracker.cli.dvc", "repro", "Run the changed stages of dvc.yaml and update dvc.lock."),
+    "dag": ("tracker.cli.dvc", "dag", "Show the stage graph of dvc.yaml."),
 }
+
+# Guild's names for trk's commands.
+ALIASES = {"ops": "operations"}
+
+# Guild commands trk does not have, and what to use instead.
+_NO_STORE_SYNC = "trk keeps runs as directories under $TRK_HOME/runs ('trk select --path RUN')"
+GUILD_ONLY = {
+    "view": "Guild View (a web UI) is not in trk yet: use 'trk compare' or 'trk tensorboard'",
+    "watch": "use 'trk cat --output RUN' for a run's output so far",
+    "open": "use 'trk select --path RUN' for a run's directory",
+    "comment": "run comments are not supported: use 'trk label' or 'trk tag'",
+    "mark": "marking runs is not supported: use 'trk tag'",
+    "export": _NO_STORE_SYNC, "import": _NO_STORE_SYNC, "push": _NO_STORE_SYNC, "pull": _NO_STORE_SYNC,
+    "sync": _NO_STORE_SYNC, "remote": _NO_STORE_SYNC, "remotes": _NO_STORE_SYNC, "publish": _NO_STORE_SYNC,
+    "merge": "use 'trk select --path RUN' and copy the files you need",
+}
+
+
+def unknown_command(ctx, name: str, commands, guild_only=None) -> click.UsageError:
+    """`No such command`, with a Guild command trk lacks explained (those of
+    `guild_only`, default the top-level ones), or the nearest names suggested."""
+    import difflib
+
+    guild_only = GUILD_ONLY if guild_only is None else guild_only
+    if name in guild_only:
+        return click.UsageError(f"No such command '{name}': '{name}' is a Guild command that trk does not have; "
+                                f"{guild_only[name]}.", ctx)
+    close = difflib.get_close_matches(name, sorted(commands), n=3, cutoff=0.6)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return click.UsageError(f"No such command '{name}'.{hint}", ctx)
 
 
 class LazyGroup(click.Group):
@@ -38,17 +71,25 @@ class LazyGroup(click.Group):
         return sorted(COMMANDS)
 
     def get_command(self, ctx, name):
-        """Import and return one command."""
-        spec = COMMANDS.get(name)
+        """Import and return one command (Guild's name for it works too)."""
+        spec = COMMANDS.get(ALIASES.get(name, name))
         if spec is None:
             return None
         module = importlib.import_module(spec[0])
         return getattr(module, spec[1])
 
+    def resolve_command(self, ctx, args):
+        """The command `args[0]` names; a usage error suggesting names when none."""
+        name = args[0]
+        if name not in COMMANDS and name not in ALIASES and not name.startswith("-"):
+            raise unknown_command(ctx, name, list(COMMANDS) + list(ALIASES))
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx, formatter):
         # Short help comes from the table, so `trk --help` imports nothing.
         """List commands with their short help from the table."""
-        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        names = {name: ", ".join([name] + [a for a, n in ALIASES.items() if n == name]) for name in COMMANDS}
+        rows = [(names[name], COMMANDS[name][2]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

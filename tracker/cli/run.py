@@ -39,7 +39,11 @@ def setup_logging(quiet: bool = False) -> None:
 @click.option("--force-flags", is_flag=True, help="Accept flags the operation does not define.")
 @click.option("--needed", is_flag=True, help="Skip the run when a completed run with the same inputs exists.")
 @click.option("--explain", is_flag=True, help="With --needed: say why a run is reused or which input differs.")
-@click.option("--restart", "restart", metavar="RUN", help="Resume a stepped run: reuse completed steps, run the rest.")
+@click.option("--restart", "restart", metavar="RUN",
+              help="Run RUN again in its directory, with any NAME=VALUE given; a pipeline reuses its "
+                   "completed steps whose flags are unchanged.")
+@click.option("-b", "--background", "--bg", "background", is_flag=True,
+              help="Run in the background: print the run id and return (output goes to the run's output file).")
 @click.option("--max-parallel", type=int, help="Steps run at once in a DAG pipeline (default: CPUs).")
 @click.option("--fail-fast", is_flag=True, help="Terminate running steps when one step fails.")
 @click.option("--preview", is_flag=True, help="Print the expanded step tree of a pipeline; run nothing.")
@@ -48,7 +52,7 @@ def setup_logging(quiet: bool = False) -> None:
 @click.option("--test-sourcecode", is_flag=True,
               help="Show the source code rules and which files they copy or skip; run nothing.")
 def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_run, force_flags, needed, explain,
-        restart, max_parallel, fail_fast, preview, quiet, help_op, test_sourcecode):
+        restart, background, max_parallel, fail_fast, preview, quiet, help_op, test_sourcecode):
     """Run an operation.
 
     [MODEL:]OP names an operation of the project file (trk.yml, or guild.yml)
@@ -69,14 +73,26 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
     from tracker.store.runstore import RunStore
 
     st = RunStore()
+    child = background and _in_background_child()
+    if child:  # the detached trk of `--background`: nothing to ask, nothing to show
+        yes = quiet = True
+    if background and stage:
+        raise click.UsageError("--stage and --background cannot both be used")
     sinks = Sinks() if quiet else Sinks.console()
     if start_run or restart:
+        if opspec and "=" not in opspec:  # Guild's rule: the run names the operation
+            raise click.UsageError(f"OPERATION cannot be used with --{'start' if start_run else 'restart'}")
         setup_logging(quiet)
         from tracker.store.select import select_from
 
         target = select_from(st, None, [start_run or restart])[0]
-        result = _stoppable(lambda: relaunch(st, target, RunOptions(max_parallel=max_parallel, fail_fast=fail_fast),
-                                             sinks, staged_only=bool(start_run)), lambda: target)
+        if background and not child:
+            _start_in_background()
+        opts = RunOptions(label=label, force_flags=force_flags, max_parallel=max_parallel, fail_fast=fail_fast,
+                          on_created=_report if child else None)
+        flag_args = ([opspec] if opspec else []) + list(assigns)
+        result = _stoppable(lambda: relaunch(st, target, opts, sinks, staged_only=bool(start_run), assigns=flag_args),
+                            lambda: target)
         _exit(result)
     if opspec and "=" in opspec:  # `trk run lr=0.1`: a flag of the default operation, as in Guild
         opspec, assigns = None, (opspec,) + tuple(assigns)
@@ -120,16 +136,46 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
             click.echo(f"  {name}: {format_value(value)}")
         if not click.confirm("Continue?", default=True):
             sys.exit(1)
+    if background and not child:
+        _start_in_background()
     created = []
-    opts.on_created = created.append
+    opts.on_created = (lambda r: (created.append(r), _report(r))) if child else created.append
     result = _stoppable(lambda: launch(st, project, op, flags, opts, sinks, extra),
                         lambda: created[0] if created else None)
+    if result.reused and child:
+        _report(result.run, reused=True)
     if result.reused:
         click.echo(f"Skipping run because a completed run with the same inputs exists: {result.run.id}")
     if stage and result.run is not None:
         click.echo(f"{op.fullname} staged as {result.run.id}")
         click.echo(f"To start the operation, use 'trk run --start {result.run.short_id}'")
     _exit(result)
+
+
+def _in_background_child() -> bool:
+    from tracker.execution.background import in_background_child
+
+    return in_background_child()
+
+
+def _start_in_background() -> None:
+    """Start this same `trk run` detached (see `execution.background`), say
+    which run it made, and exit."""
+    from tracker.execution.background import start_background
+
+    started = start_background(sys.argv[1:])
+    if started.reused:
+        click.echo(f"Skipping run because a completed run with the same inputs exists: {started.run_id}")
+    else:
+        click.echo(f"{started.op} started in background as {started.run_id} (pid {started.pid})")
+    sys.exit(0)
+
+
+def _report(run, reused: bool = False) -> None:
+    """In the background child: tell the waiting `trk run` which run this is."""
+    from tracker.execution.background import report_run
+
+    report_run(run.id, str(run.get("op") or ""), reused)
 
 
 def _stoppable(call, run_of):

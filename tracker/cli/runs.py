@@ -4,6 +4,7 @@ info, label and tag."""
 from __future__ import annotations
 
 import json
+import re
 
 import click
 
@@ -11,14 +12,54 @@ from .util import (confirm, filter_options, join_cells, line_cells, run_filter, 
                    warn_store)
 
 
+# What a word may be to be taken as a run spec: an index, a range, an id prefix (hex).
+RUN_SPEC = re.compile(r"^(\d*:\d*|[0-9a-fA-F]+)$")
+
+# Guild's names for `trk runs` subcommands, and Guild's `runs` commands that
+# are trk's top-level ones.
+ALIASES = {"delete": "rm"}
+ELSEWHERE = {"diff": ("tracker.cli.diff", "diff"), "stop": ("tracker.cli.stop", "stop")}
+
+
 class DefaultListGroup(click.Group):
-    """`trk runs ARGS` means `trk runs list ARGS` unless ARGS names a subcommand."""
+    """`trk runs ARGS` means `trk runs list ARGS` unless ARGS names a
+    subcommand; a word that can be no run spec is an unknown command."""
 
     def parse_args(self, ctx, args):
-        """Treat arguments that name no subcommand as arguments of `list`."""
-        if not args or args[0] not in self.commands and args[0] not in ("-h", "--help"):
+        """Treat run specs and options that name no subcommand as arguments of `list`."""
+        word = args[0] if args else None
+        if word is not None and not self._known(word) and not word.startswith("-") and not RUN_SPEC.match(word):
+            from .main import GUILD_ONLY, unknown_command
+
+            guild_runs = ("comment", "export", "import", "mark", "merge", "publish", "pull", "push")
+            raise unknown_command(ctx, word, list(self.commands) + list(ALIASES) + list(ELSEWHERE),
+                                  {k: GUILD_ONLY[k] for k in guild_runs})
+        if word is None or not self._known(word) and word not in ("-h", "--help"):
             args = ["list"] + list(args)
         return super().parse_args(ctx, args)
+
+    def _known(self, name: str) -> bool:
+        return name in self.commands or name in ALIASES or name in ELSEWHERE
+
+    def get_command(self, ctx, name):
+        """A subcommand, by trk's name or Guild's (`delete`, `diff`, `stop`)."""
+        if name in ELSEWHERE:
+            import importlib
+
+            module, attr = ELSEWHERE[name]
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, ALIASES.get(name, name))
+
+    def format_commands(self, ctx, formatter):
+        """List subcommands, Guild's names beside trk's."""
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.commands[name]
+            names = ", ".join([name] + [a for a, n in ALIASES.items() if n == name])
+            rows.append((names, cmd.get_short_help_str(limit=formatter.width - 6 - len(names))))
+        rows += [(name, f"Same as 'trk {name}'.") for name in sorted(ELSEWHERE)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=DefaultListGroup)
@@ -38,22 +79,26 @@ def _listing(deleted: bool):
     @click.option("--tree", is_flag=True,
                   help="Show step runs under their pipeline, and under each run the runs it requires (<-).")
     @click.option("--json", "as_json", is_flag=True, help="Print runs as JSON.")
+    @click.option("-d", "--deleted", "show_deleted", is_flag=True, hidden=deleted,
+                  help="Show deleted runs (as 'trk runs deleted' does).")
     @filter_options()
-    def listing(specs, short, limit, show_all, tree, as_json, **kw):
+    def listing(specs, short, limit, show_all, tree, as_json, show_deleted, **kw):
+        trash = deleted or show_deleted
         st = store()
         filt = run_filter(kw)
         shown = None if show_all else (limit if limit is not None else 20)
         if specs:
             from tracker.store.select import select_positions
 
-            chosen = select_positions(st, filt, specs, deleted=deleted)[:shown]
+            _check_words(st, filt, specs, trash)
+            chosen = select_positions(st, filt, specs, deleted=trash)[:shown]
             listed = [run for _, run in chosen]
             index = {run.id: i for i, run in chosen}
         elif show_all and not (tree or as_json):
-            _stream(st, filt, deleted, short)
+            _stream(st, filt, trash, short)
             return
         else:
-            listed = st.query(filt, deleted=deleted, limit=shown)
+            listed = st.query(filt, deleted=trash, limit=shown)
             index = {r.id: i + 1 for i, r in enumerate(listed)}
         warn_store(st)
         if as_json:
@@ -66,6 +111,23 @@ def _listing(deleted: bool):
             click.echo(line)
 
     return listing
+
+
+def _check_words(st, filt, specs, deleted: bool) -> None:
+    """A spec with letters that is no run's id prefix may be a mistyped
+    command (`trk runs dead`): say it is neither, with the nearest commands."""
+    from tracker.errors import RunSpecError
+
+    for spec in specs:
+        if spec.isdigit() or ":" in spec or st.by_prefix(spec, filt, deleted=deleted, limit=1):
+            continue
+        import difflib
+
+        close = difflib.get_close_matches(spec, sorted(list(runs.commands) + list(ALIASES) + list(ELSEWHERE)), n=3)
+        hint = f"Did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        where = "deleted run" if deleted else "run"
+        raise RunSpecError(f"no {where} has an id starting with '{spec}', and 'trk runs {spec}' is not a command",
+                           hint + "Try 'trk runs' to list runs or 'trk runs --help' for the commands.")
 
 
 def _stream(st, filt, deleted: bool, short: bool) -> None:

@@ -9,16 +9,22 @@ import click
 STATUS_FLAGS = ("completed", "error", "terminated", "running", "staged")
 
 
+# Guild 0.9's names for the filters (`-Fo OP`, `-Sc`), accepted as well.
+_GUILD_STATUS = {"completed": "-Sc", "error": "-Se", "terminated": "-St", "running": "-Sr", "staged": "-Ss"}
+
+
 def filter_options(tag_short: bool = True) -> Callable:
-    """Options every command that takes runs accepts: -o, -l, -t, --STATUS."""
+    """Options every command that takes runs accepts: -o, -l, -t, --STATUS
+    (and Guild's -Fo, -Fl, -Ft, -Sc...)."""
 
     def decorate(f):
         for status in reversed(STATUS_FLAGS):
-            f = click.option(f"--{status}", f"status_{status}", is_flag=True, help=f"Only {status} runs.")(f)
-        tag_decls = ("-t", "--tag") if tag_short else ("--tag",)
+            f = click.option(_GUILD_STATUS[status], f"--{status}", f"status_{status}", is_flag=True,
+                             help=f"Only {status} runs.")(f)
+        tag_decls = ("-t", "-Ft", "--tag") if tag_short else ("-Ft", "--tag")
         f = click.option(*tag_decls, "filter_tags", multiple=True, metavar="TAG", help="Only runs with TAG (may repeat).")(f)
-        f = click.option("-l", "--label", "filter_labels", multiple=True, metavar="TEXT", help="Only runs whose label contains TEXT.")(f)
-        f = click.option("-o", "--operation", "filter_ops", multiple=True, metavar="OP", help="Only runs of operations matching OP.")(f)
+        f = click.option("-l", "-Fl", "--label", "filter_labels", multiple=True, metavar="TEXT", help="Only runs whose label contains TEXT.")(f)
+        f = click.option("-o", "-Fo", "--operation", "filter_ops", multiple=True, metavar="OP", help="Only runs of operations matching OP.")(f)
         return f
 
     return decorate

@@ -71,17 +71,33 @@ def launch(
         return LaunchResult(run, _execute(run, op, cmd, sinks, opts.on_start))
 
 
+# Guild's no-op main (`guild.pass`), for operations that only group steps or
+# dependencies: trk records the run without starting a program.
+NOOP_MAIN = "guild.pass"
+
+
+def is_noop(op: OpDef) -> bool:
+    """Whether `op` runs Guild's no-op main, `main: guild.pass`."""
+    return op.exec is None and isinstance(op.main, str) and op.main.split()[:1] == [NOOP_MAIN]
+
+
 def _execute(run: Run, op: OpDef, cmd: list[str], sinks: Sinks | None, on_start=None) -> int:
+    if is_noop(op):
+        run.start()
+        run.finish(0)
+        return 0
     env = program_env(run, run.get("env"))
     return run_process(run, cmd, env, sinks, op.config.get("output-scalars"), on_start=on_start)
 
 
 def relaunch(store: RunStore, run: Run | str, opts: RunOptions | None = None, sinks: Sinks | None = None,
-             staged_only: bool = False) -> LaunchResult:
+             staged_only: bool = False, assigns: list[str] | None = None) -> LaunchResult:
     """Start a staged run, or run a finished one again in its own directory.
 
-    A pipeline resumes: completed steps are kept, the others run again.
-    `run` is a Run or a run spec (index, range or id prefix).
+    A pipeline resumes: completed steps whose flags are unchanged are kept,
+    the others run again. `run` is a Run or a run spec (index, range or id
+    prefix); `assigns` (`NAME=VALUE`) and `opts.label` change its flags and
+    label first, as Guild's `run --restart RUN NAME=VALUE` does.
     """
     opts = opts or RunOptions()
     if isinstance(run, str):
@@ -99,6 +115,12 @@ def relaunch(store: RunStore, run: Run | str, opts: RunOptions | None = None, si
 
     project = load(opref["project"])
     op = resolve(project, f"{opref.get('model') or ''}:{opref['op']}")  # ':op' is the anonymous model's
+    if assigns or opts.label is not None:
+        from .restart import apply_restart_changes
+
+        apply_restart_changes(run, project, op, list(assigns or []), opts.label, opts.force_flags)
+    if opts.on_created:  # the run is known good to go (`--background` returns now)
+        opts.on_created(run)
     if op.is_stepped:
         from .pipeline import resume_pipeline
 

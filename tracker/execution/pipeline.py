@@ -6,6 +6,10 @@ a symbolic link per step, named after the step (`step`, `step_2`, ...).
 Everything runs in this one supervising process: no `trk` per step. Steps
 are launched through the `launch` function the caller passes in, so this
 module does not import `launch` (which imports it).
+
+As in Guild (`isolate-runs`, on by default), a step sees only the runs of
+its own pipeline: its `operation:` dependencies and its `--needed` look at
+the pipeline's step runs, never at runs made outside it (`scope.ScopedStore`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import signal
 import threading
 from typing import Any, Callable
 
-from ..errors import StepError, TrkError
+from ..errors import DependencyError, StepError, TrkError
 from ..fsutil import is_inside
 from ..project.loader import OpDef, Project
 from ..project.resolve import run_label
@@ -25,6 +29,7 @@ from ..project.stepspec import Step, parse_steps, plan, resolve_step_flags
 from ..store import Run, RunStore, now_us
 from .lifecycle import LaunchResult, RunOptions, default_label, link_child, linked_child, lock, prepare, supervise
 from .process import Sinks, echo_line
+from .scope import ScopedStore
 
 log = logging.getLogger("trk")
 
@@ -44,6 +49,10 @@ def run_pipeline(store: RunStore, project: Project, op: OpDef, flags: dict[str, 
         steps, data_error = [], e  # Guild's way: the parent run is made, and fails with the error
     if data_error is None:
         resolve_step_flags(steps, op, extra, opts.force_flags)  # command-line errors: no run made
+        if opts.needed:
+            reuse = _reusable(store, op, flags, extra, lambda line: echo_line(sinks, line) if opts.explain else None)
+            if reuse is not None:
+                return LaunchResult(reuse, 0, reused=True)
     attrs = {"step_flags": extra, "force_flags": opts.force_flags}
     if opts.label is not None:
         attrs["step_label"] = label
@@ -59,9 +68,25 @@ def run_pipeline(store: RunStore, project: Project, op: OpDef, flags: dict[str, 
         return _Pipeline(store, project, parent, steps, opts, sinks, launch).run()
 
 
+def _reusable(store: RunStore, op: OpDef, flags: dict[str, Any], extra: dict[str, Any],
+              say: Callable[[str], None]) -> Run | None:
+    """`--needed` for a pipeline: a completed run of `op` with the same flag
+    values (and `STEP:FLAG` values), as Guild matches a pipeline by its flags."""
+    from ..store.runindex import flags_key
+    from ..store.select import RunFilter
+
+    same = RunFilter(exact_ops=[op.fullname], statuses=["completed"], flags_key=flags_key(flags))
+    for run in store.query(same):
+        if flags_key(run.get("step_flags") or {}) == flags_key(extra):
+            say(f"Reusing run {run.id}: same flags")
+            return run
+    say(f"No completed run of {op.fullname} with the same flags")
+    return None
+
+
 def resume_pipeline(store: RunStore, project: Project, op: OpDef, parent: Run, opts: RunOptions,
                     sinks: Sinks | None, launch: Launch) -> LaunchResult:
-    """Resume a stepped run: completed steps stay, the others run again."""
+    """Resume a stepped run: completed steps whose flags are unchanged stay, the others run again."""
     steps = plan(project, op, parent.flags, parent.get("step_flags") or {}, bool(parent.get("force_flags")))
     with supervise(parent, lock(parent)):
         parent.clear_outcome()
@@ -90,10 +115,11 @@ class _Pipeline:
         self.procs: dict[str, Any] = {}
         self.lock = threading.Lock()
         self.stopping = False
+        self.dag = any(s.needs for s in steps)
+        self.reran: set[str] = set()  # steps a resume ran again: what follows them cannot be kept
 
     def run(self) -> LaunchResult:
-        dag = any(s.needs for s in self.steps)
-        failed = self._run_dag() if dag else self._run_sequence()
+        failed = self._run_dag() if self.dag else self._run_sequence()
         if failed is None:
             self.parent.finish(0)
             return LaunchResult(self.parent, 0)
@@ -171,12 +197,22 @@ class _Pipeline:
         for proc in procs:
             signal_group(proc.pid, sig)
 
+    def _keeps(self, step: Step, prev: Run) -> bool:
+        """Whether a resume keeps a step's earlier run: completed, with the
+        step's flags, its checks passing, and nothing it may use run again
+        (in order: no step before it; in a DAG: none of its `needs`)."""
+        if prev.status != "completed" or not _same_flags(prev, step) or _check(step, prev):
+            return False
+        with self.lock:
+            return not (any(n in self.reran for n in step.needs) if self.dag else self.reran)
+
     def _run_step(self, step: Step, sinks):
-        if self.resume:
-            prev = linked_child(self.store, self.parent, step.link)
-            if prev is not None and prev.status == "completed" and not _check(step, prev):
-                log.info(f"reusing {step.link}: {prev.id} (completed)")
-                return None
+        prev = linked_child(self.store, self.parent, step.link) if self.resume else None
+        if prev is not None and self._keeps(step, prev):
+            log.info(f"reusing {step.link}: {prev.id} (completed)")
+            return None
+        with self.lock:
+            self.reran.add(step.link)
         for param in step.ignored:
             log.warning(f"run parameter {param} used in '{step.run_spec}' ignored")
         label = self.opts.label if self.opts.label is not None else step.label
@@ -197,12 +233,25 @@ class _Pipeline:
         opts = RunOptions(label=label, tags=tags, needed=step.needed, parent=self.parent, step_name=step.link,
                           force_flags=self.opts.force_flags or step.force_flags, on_created=created,
                           on_start=started, max_parallel=self.opts.max_parallel, fail_fast=self.opts.fail_fast)
+        # Guild's `isolate-runs` (default yes): the step's dependencies and
+        # `--needed` see only this pipeline's runs; `no` leaves the scope the
+        # pipeline itself has.
+        isolated = not (isinstance(step.raw, dict) and step.raw.get("isolate-runs") in (False, "no"))
+        store = ScopedStore.under(self.store, self.parent) if isolated else self.store
         try:
-            result = self.launch(self.store, self.project, step.op, step.flags, opts, sinks, step.extra)
+            result = self.launch(store, self.project, step.op, step.flags, opts, sinks, step.extra)
+        except DependencyError as e:
+            if isolated and "no suitable run" in e.message and not e.hint:
+                e.hint = ("A step sees only the runs of its own pipeline (Guild's isolate-runs): run the upstream "
+                          "operation as an earlier step, or give this step 'isolate-runs: no'.")
+            raise
         finally:
             with self.lock:
                 self.procs.pop(step.link, None)
         child = result.run
+        if result.reused and prev is not None and child.id == prev.id:
+            with self.lock:
+                self.reran.discard(step.link)  # `--needed` chose the very run it had
         if result.error is not None:  # a nested pipeline failed: it already said why
             code = result.exit_code
             return (step.link, code if code > 0 else -2, f"step '{step.link}' failed: {result.error}")
@@ -220,6 +269,17 @@ class _Pipeline:
             log.error(f"check failed for step {step.link}: {problem}")
             return (step.link, 1, f"step '{step.link}' failed a check: {problem}")
         return None
+
+
+def _same_flags(run: Run, step: Step) -> bool:
+    """Whether a step's earlier run had the flags the step has now (types
+    included: 1 is not 1.0), so a resumed pipeline may keep it."""
+    from ..store.runindex import flags_key
+
+    if flags_key(run.flags) != flags_key(step.flags):
+        return False
+    return not (step.op is not None and step.op.is_stepped) or \
+        flags_key(run.get("step_flags") or {}) == flags_key(step.extra)
 
 
 def _check(step: Step, run: Run) -> str | None:

@@ -25,6 +25,8 @@ _IGNORED = {
     "--restart": True, "--start": True, "--background": False, "--pidfile": True,
     "--stage-trials": False, "--quiet": False, "--print-cmd": False, "--save-trials": True,
 }
+# Guild's short spellings of the ignored options.
+_SHORT = {"-b": "--background", "--bg": "--background", "-q": "--quiet", "-r": "--remote", "-d": "--run-dir"}
 
 
 @dataclass
@@ -152,6 +154,7 @@ def _parse_step(item: Any, parent: OpDef, flags: dict[str, Any], at: Callable[[t
     while i < len(words):
         w = words[i]
         opt, eq, val = w.partition("=") if w.startswith("--") else (w, "", "")
+        opt = _SHORT.get(opt, opt)
         takes_value = not eq
 
         def value() -> str:

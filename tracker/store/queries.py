@@ -52,12 +52,19 @@ class RunQueries:
 
         Once the row says the run has not finished (a restart cleared its
         outcome), every sync re-checks it anyway: later writes (the program's
-        start, its end) need no write-through.
+        start) need no write-through. Its end does: this process syncs once,
+        and a DAG step may ask for the finished run before anything else
+        makes it sync again.
         """
-        if self._index is None or not run.dir.startswith(self.runs_dir + "/") or run.id in self._open:
+        if self._index is None or not run.dir.startswith(self.runs_dir + "/"):
+            return
+        finished = "exit_status" in run.attrs
+        if run.id in self._open and not finished:
             return
         self._index.refresh(run.id, RUNS)
-        if "exit_status" not in run.attrs:
+        if finished:
+            self._open.discard(run.id)
+        else:
             self._open.add(run.id)
 
     @staticmethod

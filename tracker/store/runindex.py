@@ -23,8 +23,10 @@ is a cache: deleting it loses nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import threading
 import time
 from typing import Any, Iterator
 
@@ -67,6 +69,19 @@ def flags_key(flags: Any) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
+def _serialized(method):
+    """Run `method` holding the index's lock: a DAG pipeline's step threads
+    share one connection, and one thread's statements must not land inside
+    another's transaction."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class RunIndex:
     """The run index in one SQLite file, for the runs and trash of one store."""
 
@@ -75,6 +90,7 @@ class RunIndex:
         self.bases = bases  # place -> directory of run dirs
         self.is_locked = is_locked
         self._db = None
+        self._lock = threading.RLock()
         self.synced: set[int] = set()
         self.warnings: list[str] = []
         self.progress = None  # called with (runs read, runs to read) while reading many
@@ -82,6 +98,7 @@ class RunIndex:
     # -- database ---------------------------------------------------------
 
     @property
+    @_serialized
     def db(self):
         """The connection, opened (and the schema made) on first use."""
         if self._db is None:
@@ -104,7 +121,10 @@ class RunIndex:
 
         if path != ":memory:":
             os.makedirs(os.path.dirname(path), exist_ok=True)
-        db = sqlite3.connect(path, timeout=10, isolation_level=None)
+        # Shared by a DAG pipeline's step threads: a connection per thread
+        # would keep a stale snapshot of the others' writes. RunIndex holds
+        # its lock around every write (see `_serialized`).
+        db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         try:
             if path != ":memory:":
                 db.execute("PRAGMA journal_mode=WAL")
@@ -130,6 +150,7 @@ class RunIndex:
 
     # -- keeping up with the store ---------------------------------------
 
+    @_serialized
     def sync(self, place: int) -> None:
         """Bring the rows of `place` up to date with the directory (once per index object)."""
         if place in self.synced:
@@ -220,6 +241,7 @@ class RunIndex:
                 "\n" + "\n".join(tags) + "\n", flags_key(attrs.get("flags")), *summary,
                 sig[2], json.dumps(attrs))
 
+    @_serialized
     def _write(self, changed: dict[str, tuple | None], place: int) -> None:
         if not changed:
             return
@@ -243,6 +265,7 @@ class RunIndex:
             if db.in_transaction:
                 db.execute("ROLLBACK")  # busy: the next command catches up
 
+    @_serialized
     def published(self, run_id: str, before: tuple | None, after: tuple | None) -> None:
         """trk itself just added `run_id` to `runs/`, whose signature went from
         `before` to `after`. Add its row; and when the index was up to date
@@ -259,11 +282,13 @@ class RunIndex:
             self.db.execute("UPDATE places SET ino = ?, mtime = ? WHERE place = ? AND ino = ? AND mtime = ?",
                             (*after, RUNS, *before))
 
+    @_serialized
     def refresh(self, run_id: str, place: int) -> None:
         """Read one run again (trk changed it, or it moved)."""
         row = self._read_row(run_id, place)
         self._write({run_id: row}, place)
 
+    @_serialized
     def forget(self, run_id: str) -> None:
         """Drop a run's row: its files changed in place (FileCheck found it)."""
         import sqlite3
@@ -276,6 +301,7 @@ class RunIndex:
         except sqlite3.Error:
             pass
 
+    @_serialized
     def rebuild(self) -> int:
         """Read every run of the store again; returns how many there are."""
         self.db.execute("DELETE FROM runs")

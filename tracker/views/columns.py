@@ -56,7 +56,20 @@ def parse_columns(spec: str) -> list[Column]:
             tag = key[1:] if key.startswith("#") else key
             header = name or (tag if not qual or qual == "last" else f"{qual} {tag}")
             cols.append(Column("scalar", tag, header, qual or "last"))
-    return cols
+    return unique_headers(cols)
+
+
+def unique_headers(cols: list[Column]) -> list[Column]:
+    """One column per header, the first given (Guild's compare shows flag
+    `lr` and scalar `lr` as one column `lr`, the flag's). `run` is the
+    first column of every table already."""
+    seen = {"run"}
+    out = []
+    for c in cols:
+        if c.header not in seen:
+            seen.add(c.header)
+            out.append(c)
+    return out
 
 
 def lookup(aggs: dict, key: str):

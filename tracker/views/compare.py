@@ -15,7 +15,7 @@ from typing import Any, Iterator, Sequence
 from ..display import format_duration, format_time
 from ..store import Run, RunStore
 from ..store.run import RunRecord, index_stamp
-from .columns import Column, lookup, parse_columns
+from .columns import Column, lookup, parse_columns, unique_headers
 from .lineage import Lineage
 
 PAGE = 500  # the first page is read with its attr files checked (as listings check their first 500 runs)
@@ -71,7 +71,7 @@ class Comparison:
             flags = self.store.flag_names(self.ids)
         cols += [Column("flag", f, f) for f in sorted(flags)]
         tags = sorted({t for _, t in self.index.tags(self.ids)})
-        return cols + [Column("scalar", t, t) for t in tags]
+        return unique_headers(cols + [Column("scalar", t, t) for t in tags])
 
     def table(self, columns: list[Column] | None = None) -> tuple[list[str], list[list[Any]]]:
         """Headers and rows (raw values); `run` is always the first column."""
@@ -114,7 +114,6 @@ class _Page:
         self.cmp = cmp
         self.records = records
         self.lineage = cmp.lineage
-        self.lineage.remember(records.values())
         self.parents: dict[str, RunRecord] = {}
         self.steps: dict[str, dict[str, RunRecord]] = {}
         parent_ids = {r.parent for r in records.values() if r.parent}

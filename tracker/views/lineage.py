@@ -68,11 +68,6 @@ class Lineage:
             else:
                 self._records[i] = (trashed.get(i), i in trashed)
 
-    def remember(self, records: Iterable[RunRecord]) -> None:
-        """Records the caller has read already (they need not be read again)."""
-        for r in records:
-            self._records.setdefault(r.id, (r, False))
-
     def upstream(self, rec: RunRecord) -> list[Upstream]:
         """The run's operation dependencies, in the order it recorded them."""
         deps = [(str(d.get("name") or ""), str(d.get("alias") or ""), d["run"]) for d in rec.deps
