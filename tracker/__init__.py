@@ -15,6 +15,7 @@ _LAZY = {
     "RunOptions": ("tracker.execution.launch", "RunOptions"),
     "LaunchResult": ("tracker.execution.launch", "LaunchResult"),
     "load_project": ("tracker.project.loader", "load"),
+    "prepare": ("tracker.project.formats.valohai_prepare", "prepare"),  # Valohai's valohai.prepare()
     # Runs
     "runs": ("tracker.api", "runs"),
     "select": ("tracker.store.select", "select"),

@@ -51,7 +51,8 @@ def flags_dest(op: OpDef, project_dir: str | None) -> str:
 def command_argv(op: OpDef, flags: dict[str, Any], project_dir: str | None = None) -> list[str]:
     """Build the argv list for a `main` or `exec` operation (see `_argv`);
     OpError (exit 2) when an item holds a NUL byte, which argv cannot carry."""
-    argv = _argv(op, flags, project_dir)
+    build = getattr(op, "build_argv", None)  # a format's own command form (Valohai's `pass-as`, issue 12)
+    argv = build(flags, project_dir) if build is not None else _argv(op, flags, project_dir)
     for item in argv:
         if "\0" in item:
             raise OpError(f"the command of {op.fullname} has a NUL byte in {item!r}: remove it from its "

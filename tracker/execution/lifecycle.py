@@ -119,6 +119,9 @@ def prepare(
             attrs["sourcecode_files"] = source.files
             if source.dest != ".":
                 attrs["sourcecode_dest"] = source.dest  # on the program's PYTHONPATH, as in Guild
+        run_attrs = op.config.get("run-attrs")
+        if isinstance(run_attrs, dict):  # Guild's extra attrs (formats record `image`, `artifacts`...); never trk's own
+            attrs.update({str(k): v for k, v in run_attrs.items() if str(k) not in attrs})
         attrs.update(extra_attrs or {})
         for name, value in attrs.items():
             run.write_attr(name, value)

@@ -99,6 +99,10 @@ def program_env(run: Run, extra: dict[str, str] | None = None) -> dict[str, str]
         # source snapshot in it (an operation's env: may turn this off).
         PYTHONDONTWRITEBYTECODE="1",
     )
+    parent = run.get("parent")  # a step's pipeline run (dstack's `$run_name`); never an outer trk's
+    env.pop("TRK_PARENT_RUN_ID", None)
+    if isinstance(parent, str):
+        env["TRK_PARENT_RUN_ID"] = parent
     dest = run.get("sourcecode_dest")
     if isinstance(dest, str) and dest not in ("", "."):  # `sourcecode: {dest: DIR}`: modules are there (Guild)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (os.path.join(run.dir, dest), env.get("PYTHONPATH")) if p)

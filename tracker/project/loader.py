@@ -164,14 +164,22 @@ def load(dir: str = ".", cache_dir: str | None = None) -> Project:
     With `cache_dir`, the parsed file is cached as JSON keyed by its path,
     size and mtime, so a repeated `trk run` does not even import YAML.
     """
+    from .formats import detect, load_models
+
     dir = os.path.abspath(dir)
     path = find_project_file(dir)
-    if path is None:
+    formats = detect(dir)
+    if path is None and not formats:
         raise ProjectError(
             f"no project file in {dir}",
             "Create trk.yml (or guild.yml) there, or cd to a project directory.",
         )
-    return load_file(path, cache_dir)
+    project = load_file(path, cache_dir) if path else Project(dir, os.path.join(dir, "trk.yml"), {},
+                                                                cache_dir=cache_dir)
+    for model in load_models(dir, formats):  # dvc.yaml, dstack, Valohai, Gradient pipelines
+        project.models.setdefault(model.name, model)  # the project file's own model of that name wins
+        project.warnings += getattr(model, "warnings", [])  # a format's unknown keys, with file and line
+    return project
 
 
 def load_file(path: str, cache_dir: str | None = None) -> Project:

@@ -28,9 +28,16 @@ def resolve(project: Project, spec: str | None, context_model: str | None = None
     """Find the operation `spec` names; `context_model` is tried first, then
     the default model. An empty spec is the default model's default operation.
     Its flags are complete: those `flags-import` takes from its script are in."""
+    op = _find(project, spec, context_model)
+    if not op.is_stepped and not op.main and not str(op.config.get("flags-dest") or "").startswith("config:"):
+        # No script to import flags from (most `exec:` operations): skip
+        # importing flagsimport (and logging, shlex...) on `trk run`'s path.
+        for fdef in op.flags.values():
+            fdef.base_dir = project.dir
+        return op
     from .flagsimport import prepare
 
-    return prepare(project, _find(project, spec, context_model))
+    return prepare(project, op)
 
 
 def _find(project: Project, spec: str | None, context_model: str | None = None) -> OpDef:

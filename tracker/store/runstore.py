@@ -63,6 +63,11 @@ class RunStore(RunQueries):
         return os.path.join(self.index_dir, "scalars.sqlite")
 
     @property
+    def datasets_dir(self) -> str:
+        """Where versioned datasets live (`datasets/NAME/VERSION/`: Gradient's inputs and outputs)."""
+        return os.path.join(self.home, "datasets")
+
+    @property
     def project_cache_dir(self) -> str:
         """Where parsed project files are cached (see `project.load`)."""
         return self.index_dir
@@ -124,6 +129,9 @@ class RunStore(RunQueries):
             # a non-empty directory fails, so nothing can be replaced.
             os.rename(run.dir, final)
             run.dir = final
+            # Its end is written through to the index (see `touched`): a DAG
+            # step may look for it as a finished upstream run in this process.
+            run._on_write = self.touched
         self._changed()
         if before is not None:
             import sqlite3
