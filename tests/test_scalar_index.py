@@ -300,3 +300,43 @@ def test_lookup_prefix_forms(tmp_path):
     assert lookup(aggs, "loss").last == 2.0  # no own `loss`: first prefix in order ("eval")
     assert lookup(aggs, "acc").last == 0.5
     assert lookup(aggs, "test#loss") is None
+
+
+def test_float32_scalars_read_back_as_logged():
+    import struct
+
+    from tracker.metrics.aggs import shortest
+
+    f32 = lambda x: struct.unpack("<f", struct.pack("<f", x))[0]  # noqa: E731
+    assert f32(0.1) == 0.10000000149011612 and shortest(f32(0.1)) == 0.1
+    assert shortest(f32(0.1667)) == 0.1667 and shortest(f32(1 / 3)) == 0.33333334
+    assert shortest(f32(1e-7)) == 1e-7 and shortest(f32(-2.5)) == -2.5
+    assert shortest(0.1) == 0.1 and shortest(1 / 3) == 1 / 3  # float64 values stay as they are
+    assert shortest(float("inf")) == float("inf") and shortest(0.0) == 0.0
+    nan = shortest(float("nan"))
+    assert nan != nan
+
+
+def test_compare_shows_a_float32_scalar_as_logged_and_converts_an_older_index(trk, tmp_path):
+    import json
+    import sqlite3
+
+    proj = tmp_path / "p"
+    proj.mkdir()
+    (proj / "trk.yml").write_text("op:\n  exec: python log.py\n")
+    (proj / "log.py").write_text("print('loss: 0.1')\nprint('acc: 0.1667')\n")
+    trk("run", "op", "-y", cwd=proj)
+    rows = json.loads(trk("compare", "--json", "-cc", "loss,acc").stdout)
+    assert (rows[0]["loss"], rows[0]["acc"]) == (0.1, 0.1667)
+    assert trk("compare", "--csv", "-", "-cc", "loss,acc").stdout.splitlines()[1].endswith(",0.1,0.1667")
+    # An index of version 2 holds float32 values widened to float64: converted in place.
+    db = sqlite3.connect(trk.home / "index" / "scalars.sqlite")
+    db.execute("UPDATE aggs SET last = 0.10000000149011612 WHERE tag = 'loss'")
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+    rows = json.loads(trk("compare", "--json", "-cc", "loss").stdout)
+    assert rows[0]["loss"] == 0.1
+    db = sqlite3.connect(trk.home / "index" / "scalars.sqlite")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    db.close()

@@ -4,7 +4,10 @@ as the scalar index stores them and merges them across event files."""
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
+
+_F32 = struct.Struct("<f")
 
 
 def _nanmin(a: float, b: float) -> float:
@@ -46,3 +49,23 @@ def stored_agg(row) -> Agg:
     if None in row:
         row = [math.nan if v is None else v for v in row]
     return Agg(*row)
+
+
+def shortest(x: float) -> float:
+    """A float32 value as the shortest decimal that is the same float32
+    (0.10000000149011612 -> 0.1): event files hold scalars as float32, and a
+    logged 0.1 should read back as 0.1. Values that are not float32 (a
+    float64 tensor's 0.1 has no float32 twin) are returned unchanged."""
+    if x != x or x in (math.inf, -math.inf) or x == 0:
+        return x
+    try:
+        packed = _F32.pack(x)
+    except OverflowError:
+        return x
+    if _F32.unpack(packed)[0] != x:
+        return x  # not a float32 value
+    for digits in range(1, 10):  # 9 significant digits always round-trip a float32
+        y = float(f"{x:.{digits}g}")
+        if _F32.pack(y) == packed:
+            return y
+    return x

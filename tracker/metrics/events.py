@@ -18,6 +18,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from itertools import count
 
+from .aggs import shortest
+
 _COUNTER = count()
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
@@ -184,8 +186,11 @@ def _tensor_scalar(t):
     return None
 
 
-def read_scalars(path: str, offset: int = 0) -> ReadResult:
+def read_scalars(path: str, offset: int = 0, wall_time: bool = False) -> ReadResult:
     """Read the scalars of complete records from `offset`; never raises on bad data.
+
+    Each scalar is `(tag, step, value)`, or `(tag, step, value, wall_time)`
+    when `wall_time` (plots with a time axis).
 
     A checksum mismatch stops reading with a warning naming the byte offset;
     a partial record at the end stops reading at its start (`truncated`).
@@ -232,17 +237,22 @@ def read_scalars(path: str, offset: int = 0) -> ReadResult:
         if not ev.HasField("summary"):
             continue
         step = ev.step
+        wall = ev.wall_time if wall_time else None
         for v in ev.summary.value:
             kind = v.WhichOneof("value")
             if kind == "simple_value":
-                out.append((v.tag, step, v.simple_value))
+                x = v.simple_value
             elif kind == "tensor":
                 plugin = v.metadata.plugin_data.plugin_name
                 if plugin and plugin != "scalars":
                     continue
                 x = _tensor_scalar(v.tensor)
-                if x is not None:
-                    out.append((v.tag, step, float(x)))
+                if x is None:
+                    continue
+                x = float(x)
+            else:
+                continue
+            out.append((v.tag, step, x) if wall is None else (v.tag, step, x, wall))
     result.end_offset = offset + pos
     return result
 
@@ -257,7 +267,8 @@ def prefix_of(relpath: str) -> str:
 
 def aggregate(scalars) -> dict[str, list]:
     """{tag: [first, last, min, max, count, sum, first_step, last_step]} of
-    `(tag, step, value)` scalars; min and max skip NaN values, sum does not."""
+    `(tag, step, value)` scalars; min and max skip NaN values, sum does not.
+    First, last, min and max are float32 values at their shortest (`aggs.shortest`)."""
     aggs: dict[str, list] = {}
     for tag, step, value in scalars:
         a = aggs.get(tag)
@@ -274,6 +285,8 @@ def aggregate(scalars) -> dict[str, list]:
             a[3] = value
         a[4] += 1
         a[5] += value
+    for a in aggs.values():  # first, last, min, max as logged (float32 0.1 is 0.1)
+        a[0], a[1], a[2], a[3] = shortest(a[0]), shortest(a[1]), shortest(a[2]), shortest(a[3])
     return aggs
 
 

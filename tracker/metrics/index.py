@@ -25,32 +25,10 @@ from typing import Callable, Iterable, Iterator, TypeVar
 from ..errors import TrkError
 from ..fsutil import atomic_write
 from .aggs import Agg, stored_agg
+from .indexschema import SCHEMA_VERSION, TABLES as _TABLES, convert
 
-# Version 2: files and aggs are WITHOUT ROWID tables (rows stored in their
-# key's order: reading a page of runs' scalars is one b-tree walk per run,
-# 3x faster at 100,000 runs). A version 1 index is converted in place.
-SCHEMA_VERSION = 2
-_SCHEMA = """
-CREATE TABLE runs (run_id TEXT PRIMARY KEY, stamp TEXT);
-CREATE TABLE files (run_id TEXT, path TEXT, prefix TEXT, size INTEGER, mtime INTEGER, offset INTEGER,
-                    PRIMARY KEY (run_id, path)) WITHOUT ROWID;
-CREATE TABLE aggs (run_id TEXT, path TEXT, tag TEXT, first REAL, last REAL, min REAL, max REAL,
-                   count INTEGER, sum REAL, first_step INTEGER, last_step INTEGER,
-                   PRIMARY KEY (run_id, path, tag)) WITHOUT ROWID;
-"""
-_TABLES = {stmt.split()[2]: " ".join(stmt.split()) for stmt in _SCHEMA.split(";") if stmt.strip()}
 DEFAULT_TIMEOUT = 120.0
 T = TypeVar("T")
-
-
-def _convert_v1(db: sqlite3.Connection) -> None:
-    """Carry a version 1 index over (same columns, WITHOUT ROWID tables): no
-    event file is read again."""
-    for table in ("files", "aggs"):
-        db.execute(f"ALTER TABLE {table} RENAME TO {table}_v1")
-        db.execute(_TABLES[table])
-        db.execute(f"INSERT INTO {table} SELECT * FROM {table}_v1")
-        db.execute(f"DROP TABLE {table}_v1")
 
 
 def lock_timeout() -> float:
@@ -132,8 +110,8 @@ class ScalarIndex:
                     version = db.execute("PRAGMA user_version").fetchone()[0]
                     if version != SCHEMA_VERSION:
                         with _transaction(db):
-                            if version == 1:
-                                _convert_v1(db)
+                            if version in (1, 2):
+                                convert(db, version)
                             else:
                                 for t in _TABLES:
                                     db.execute(f"DROP TABLE IF EXISTS {t}")
