@@ -42,6 +42,11 @@ class RunQueries:
                                    {RUNS: self.runs_dir, TRASH: self.trash_dir}, is_locked)
         return self._index
 
+    def rescan(self) -> None:
+        """Have the next query look at runs/ and the trash again (a long-lived
+        view, such as `trk tensorboard`, asks again for what came or went)."""
+        self._changed()
+
     def _changed(self) -> None:
         """Runs were added or moved: the next query looks at the directories again."""
         if self._index is not None:

@@ -29,15 +29,17 @@ def run_link_name(run: Run) -> str:
 
 
 def make_logdir(runs: Sequence[Run], logdir: str) -> None:
-    """Link the runs' event files into `logdir/<run name>/<their dir in the run>/`;
-    links made before stay, so calling it again adds new event files."""
-    from ..metrics.events import find_event_files
+    """Link the runs' event files into `logdir/<run name>/[<step>/]`; links
+    made before stay, so calling it again adds new event files."""
+    from ..metrics.events import find_event_files, prefix_of
 
     os.makedirs(logdir, exist_ok=True)
     for run in runs:
         top = os.path.join(logdir, run_link_name(run))
         for rel, path in find_event_files(run.dir):
-            link = os.path.join(top, rel)
+            # Under the run's name, or `name/step` for a pipeline step's: not
+            # `name/.trk`, where trk keeps the files it writes.
+            link = os.path.join(top, prefix_of(rel), os.path.basename(rel))
             if os.path.lexists(link):
                 continue
             try:
@@ -54,35 +56,78 @@ def free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-def serve(runs: Sequence[Run], host: str = "127.0.0.1", port: int = 0, logdir: str | None = None,
-          on_ready: Callable[[str], None] | None = None, stop_after: float | None = None) -> None:
-    """Start TensorBoard on the runs and block until Ctrl-C (or stop_after s)."""
+class LiveLogdir:
+    """A logdir kept in step with a selection of runs: runs that appear are
+    linked, runs that go (deleted) are unlinked, a renamed run (new label)
+    moves, and runs still going get their new event files linked."""
+
+    def __init__(self, logdir: str, select: Callable[[], Sequence[Run]]):
+        self.logdir = logdir
+        self.select = select
+        self.names: dict[str, str] = {}  # run id -> its directory name in the logdir
+        self.live: dict[str, Run] = {}  # runs that may still write event files
+
+    def refresh(self) -> None:
+        """Bring the logdir up to date with `select()`."""
+        runs = {r.id: r for r in self.select()}
+        for run_id in [i for i in self.names if i not in runs]:
+            shutil.rmtree(os.path.join(self.logdir, self.names.pop(run_id)), ignore_errors=True)
+            self.live.pop(run_id, None)
+        todo = []
+        for run_id, run in runs.items():
+            name = run_link_name(run)
+            old = self.names.get(run_id)
+            if old is None or run_id in self.live or old != name:
+                if old is not None and old != name:
+                    shutil.rmtree(os.path.join(self.logdir, old), ignore_errors=True)
+                self.names[run_id] = name
+                todo.append(run)
+        make_logdir(todo, self.logdir)
+        self.live = {r.id: r for r in runs.values() if r.index_stamp is None}
+
+
+def serve(runs: Sequence[Run] | Callable[[], Sequence[Run]], host: str = "127.0.0.1", port: int = 0,
+          logdir: str | None = None, on_ready: Callable[[str], None] | None = None,
+          stop_after: float | None = None, refresh: float = RELOAD_SECONDS) -> None:
+    """Start TensorBoard on the runs and block until Ctrl-C or SIGTERM (or
+    `stop_after` seconds). `runs` may be a function giving the runs to show:
+    it is asked again every `refresh` seconds, so runs started, finished or
+    deleted meanwhile appear and disappear. A temporary logdir is removed at
+    the end, however it ends."""
     import logging
+    import signal
 
     from tensorboard import program
 
     logging.getLogger("tensorboard").setLevel(logging.ERROR)
+    select = runs if callable(runs) else (lambda fixed=list(runs): [r for r in fixed if os.path.isdir(r.dir)])
     tmp = None
     if logdir is None:
         tmp = logdir = tempfile.mkdtemp(prefix="trk-tensorboard-")
+
+    def terminated(signum, frame):
+        raise KeyboardInterrupt  # the same clean end as Ctrl-C
+
+    previous = signal.signal(signal.SIGTERM, terminated)
     try:
-        make_logdir(runs, logdir)
+        view = LiveLogdir(logdir, select)
+        view.refresh()
         tb = program.TensorBoard()
-        tb.configure(logdir=logdir, host=host, port=port or free_port(host), reload_interval=RELOAD_SECONDS)
+        tb.configure(logdir=logdir, host=host, port=port or free_port(host), reload_interval=max(1, int(refresh)))
         url = tb.launch()
         if on_ready:
             on_ready(url)
         end = time.monotonic() + stop_after if stop_after else None
-        live = [r for r in runs if r.index_stamp is None]  # may still write new event files
         synced = time.monotonic()
         try:
             while end is None or time.monotonic() < end:
-                time.sleep(0.5)
-                if live and time.monotonic() - synced >= RELOAD_SECONDS:
-                    make_logdir(live, logdir)
+                time.sleep(0.25)
+                if time.monotonic() - synced >= refresh:
+                    view.refresh()
                     synced = time.monotonic()
         except KeyboardInterrupt:
             pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
