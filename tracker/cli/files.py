@@ -101,13 +101,20 @@ def _walk(root, rel, show_all, run_dir, allowed, ancestors):
 @click.argument("spec", required=False, metavar="[RUN]")
 @click.option("-p", "--path", "path", metavar="PATH", help="File to show, relative to the run directory.")
 @click.option("--output", is_flag=True, help="Show the run's output (stdout and stderr).")
+@click.option("-f", "--follow", is_flag=True,
+              help="Follow the output of a running run (a stepped run's: each step's) until it ends.")
 @filter_options()
-def cat(spec, path, output, **kw):
+def cat(spec, path, output, follow, **kw):
     """Show a file of a run, or its output (the latest run when no RUN is given)."""
-    if not path and not output:
-        raise click.UsageError("give -p PATH or --output")
+    if follow and path:
+        raise click.UsageError("-f follows the run's output: give it without -p")
+    if not path and not output and not follow:
+        raise click.UsageError("give -p PATH, --output or -f")
     st = store()
     run = _one_run(spec, kw, st=st)
+    if follow:
+        _follow(st, run)
+        return
     if output:
         target = run.output_path
     else:
@@ -127,6 +134,22 @@ def cat(spec, path, output, **kw):
     except IsADirectoryError:
         raise click.UsageError(f"{path} is a directory: try 'trk ls {run.short_id} -p {path}'") from None
     sys.stdout.buffer.flush()
+
+
+def _follow(st, run) -> None:
+    """Print the run's output as it comes, then how the run ended."""
+    from tracker.views.follow import follow, fresh
+
+    try:
+        for chunk in follow(run, st):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+    except KeyboardInterrupt:  # stop following; the run goes on
+        click.echo(f"\n(run {run.short_id} is still {fresh(run).status})", err=True)
+        sys.exit(130)
+    ended = fresh(run)
+    status, code = ended.status, ended.get("exit_status")
+    click.echo(f"run {run.short_id} {status}" + (f" (exit {code})" if code is not None else ""), err=True)
 
 
 @click.command()
