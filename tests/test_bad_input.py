@@ -138,8 +138,10 @@ def test_list_value_for_an_int_flag_is_an_error_not_a_traceback(trk, tmp_path):
     """)
     p = trk("run", "pipe", "-y", cwd=proj, check=False)
     assert "Traceback" not in p.stderr
-    # A list is a batch of trials in Guild, which trk does not run yet.
-    assert "trk: batch runs are not supported yet: n=[1, 2]" in p.stderr
+    # A list in a step's flags would be a batch of trials in Guild; trk runs
+    # batches from the command line only, and says so.
+    assert "trk: a batch value cannot be used here: n=[1, 2]" in p.stderr
+    assert p.returncode == 2
 
 
 PIPE = HELLO + """

@@ -54,11 +54,10 @@ def test_lists_and_flag_functions_are_batches(text):
     assert is_batch(parse_value(text))
 
 
-@pytest.mark.parametrize("assign", ["lr=[0.1,0.01]", "lr=range[1:4]", "lr=uniform[0:1]"])
-def test_batch_values_are_an_error_and_make_no_run(trk, proj, assign):
-    p = trk("run", "train", assign, "-y", cwd=proj, check=False)
-    assert p.returncode == 2
-    assert f"trk: batch runs are not supported yet: {assign}" in p.stderr
+@pytest.mark.parametrize("assign,count", [("lr=[0.1,0.01]", 2), ("lr=range[1:4]", 4), ("lr=uniform[0:1]", 20)])
+def test_batch_values_preview_their_trials_and_make_no_run(trk, proj, assign, count):
+    p = trk("run", "train", assign, "--preview", cwd=proj)
+    assert len(p.stdout.splitlines()) == count + 1  # a header, then a line per trial
     assert not (trk.home / "runs").is_dir() or not os.listdir(trk.home / "runs")
 
 

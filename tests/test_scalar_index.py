@@ -340,3 +340,19 @@ def test_compare_shows_a_float32_scalar_as_logged_and_converts_an_older_index(tr
     db = sqlite3.connect(trk.home / "index" / "scalars.sqlite")
     assert db.execute("PRAGMA user_version").fetchone()[0] == 3
     db.close()
+
+
+def test_compare_sorts_by_a_column_named_as_guild_names_it(trk, tmp_path):
+    import json
+
+    proj = tmp_path / "p"
+    proj.mkdir()
+    (proj / "trk.yml").write_text("op:\n  main: log\n  flags:\n    x: 1\n")
+    (proj / "log.py").write_text("x = 1\nprint(f'acc: {x / 10}')\n")
+    for x in (2, 3, 1):
+        trk("run", "op", f"x={x}", "-y", cwd=proj)
+    by = lambda *args: [r["x"] for r in json.loads(trk("compare", "--json", "-cc", "=x,acc", *args).stdout)]  # noqa: E731
+    assert by("--max", "#acc") == [3, 2, 1] and by("--min", "#acc") == [1, 2, 3] and by("--min", "=x") == [1, 2, 3]
+    assert by("--max", "acc") == [3, 2, 1]
+    p = trk("compare", "-t", "--min", "#nope", "-cc", "=x,acc", check=False)
+    assert p.returncode != 0 and "cannot sort by '#nope': no such column" in p.stderr

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import click
 
-from .util import filter_options, run_filter, select_runs, store, warn_store
+from .util import batch_filter, batch_option, filter_options, run_filter, select_runs, store, warn_store
 
 
 @click.command()
@@ -26,8 +26,9 @@ from .util import filter_options, run_filter, select_runs, store, warn_store
 @click.option("--min", "min_col", metavar="COL", help="Sort by column COL, smallest first.")
 @click.option("--max", "max_col", metavar="COL", help="Sort by column COL, largest first.")
 @click.option("-n", "--limit", type=int, help="Compare at most N runs (newest first).")
+@batch_option()
 @filter_options(tag_short=False)
-def compare(specs, table, columns, csv_path, as_json, skip_unchanged, min_col, max_col, limit, **kw):
+def compare(specs, table, columns, csv_path, as_json, skip_unchanged, min_col, max_col, limit, batch, **kw):
     """Compare runs by flags and scalars (all matching runs by default).
 
     Scalars come from an incremental index of the runs' TensorBoard event
@@ -37,7 +38,7 @@ def compare(specs, table, columns, csv_path, as_json, skip_unchanged, min_col, m
     from tracker.views.compare import Comparison
 
     st = store()
-    filt = run_filter(kw)
+    filt = batch_filter(st, run_filter(kw), batch)
     if specs:
         cmp = Comparison(st, select_runs(st, specs, filt)[:limit])
     else:  # every matching run, read from the index a page at a time
@@ -87,11 +88,11 @@ def _columns(cmp, cols, headers, kinds, min_col, max_col, skip_unchanged):
     values are not kept: at 100,000 runs they would not fit the memory a
     listing may use), sorted by --min/--max and trimmed by -u."""
     from tracker.display import cell_formatter
-    from tracker.views.columns import sort_rows
+    from tracker.views.columns import sort_column, sort_rows
 
     sort_col = min_col or max_col
     if sort_col:
-        sort_rows(headers, [], min_col, max_col)  # an unknown column is an error before any work
+        sort_col = sort_column(headers, sort_col)  # an unknown column is an error before any work
     at = headers.index(sort_col) if sort_col else None
     formats = [cell_formatter(k) for k in kinds]
     # Cells that repeat (operations, statuses, flag values) share one string.

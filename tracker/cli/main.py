@@ -18,6 +18,7 @@ COMMANDS = {
     "runs": ("tracker.cli.runs", "runs", "List, delete, restore and inspect runs."),
     "ls": ("tracker.cli.files", "ls", "List the files of a run."),
     "cat": ("tracker.cli.files", "cat", "Show a run file or the run's output."),
+    "watch": ("tracker.cli.files", "watch", "Follow a running run's output until it ends (as cat -f)."),
     "select": ("tracker.cli.files", "select", "Print the id or path of a run."),
     "models": ("tracker.cli.project", "models", "List the models of the project."),
     "operations": ("tracker.cli.project", "operations", "List the operations of the project."),
@@ -31,6 +32,8 @@ COMMANDS = {
     "yaml": ("tracker.cli.valohai", "yaml", "Write valohai.yaml steps from prepare() calls in scripts."),
     "repro": ("tracker.cli.dvc", "repro", "Run the changed stages of dvc.yaml and update dvc.lock."),
     "dag": ("tracker.cli.dvc", "dag", "Show the stage graph of dvc.yaml."),
+    "queue": ("tracker.cli.queue", "queue", "Start staged runs N at a time."),
+    "view": ("tracker.cli.view", "view", "Show runs, comparisons and scalar plots in a local web page."),
 }
 
 # Guild's names for trk's commands.
@@ -39,8 +42,6 @@ ALIASES = {"ops": "operations"}
 # Guild commands trk does not have, and what to use instead.
 _NO_STORE_SYNC = "trk keeps runs as directories under $TRK_HOME/runs ('trk select --path RUN')"
 GUILD_ONLY = {
-    "view": "Guild View (a web UI) is not in trk yet: use 'trk compare' or 'trk tensorboard'",
-    "watch": "use 'trk cat --output RUN' for a run's output so far",
     "open": "use 'trk select --path RUN' for a run's directory",
     "comment": "run comments are not supported: use 'trk label' or 'trk tag'",
     "mark": "marking runs is not supported: use 'trk tag'",

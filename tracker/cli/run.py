@@ -46,13 +46,25 @@ def setup_logging(quiet: bool = False) -> None:
               help="Run in the background: print the run id and return (output goes to the run's output file).")
 @click.option("--max-parallel", type=int, help="Steps run at once in a DAG pipeline (default: CPUs).")
 @click.option("--fail-fast", is_flag=True, help="Terminate running steps when one step fails.")
-@click.option("--preview", is_flag=True, help="Print the expanded step tree of a pipeline; run nothing.")
+@click.option("--preview", "--print-trials", "preview", is_flag=True,
+              help="Print the expanded step tree of a pipeline, or a batch's trials; run nothing.")
+@click.option("-o", "--optimizer", type=click.Choice(["grid", "random"]),
+              help="Batch: run every combination (grid) or draw --max-trials trials (random).")
+@click.option("-m", "--max-trials", "--trials", "max_trials", type=int, metavar="N",
+              help="Batch: run at most N trials (a grid is sampled; random search defaults to 20).")
+@click.option("--random-seed", type=int, metavar="N", help="Batch: seed for random search and sampling.")
+@click.option("--stage-trials", is_flag=True, help="Batch: stage the trials (start them with 'trk queue run').")
+@click.option("--fail-on-trial-error", is_flag=True, help="Batch: stop when a trial fails.")
+@click.option("-j", "--jobs", type=int, metavar="N", help="Batch trials (or DAG steps) run at once.")
+@click.option("-bl", "--batch-label", metavar="LABEL", help="Label of the batch run.")
+@click.option("-bt", "--batch-tag", "batch_tags", multiple=True, metavar="TAG", help="Tag the batch run (may repeat).")
 @click.option("-q", "--quiet", is_flag=True, help="Do not show the program's output (it is still recorded).")
 @click.option("--help-op", is_flag=True, help="Show the operation's description and flags.")
 @click.option("--test-sourcecode", is_flag=True,
               help="Show the source code rules and which files they copy or skip; run nothing.")
 def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_run, force_flags, needed, explain,
-        restart, background, max_parallel, fail_fast, preview, quiet, help_op, test_sourcecode):
+        restart, background, max_parallel, fail_fast, preview, optimizer, max_trials, random_seed, stage_trials,
+        fail_on_trial_error, jobs, batch_label, batch_tags, quiet, help_op, test_sourcecode):
     """Run an operation.
 
     [MODEL:]OP names an operation of the project file (trk.yml, or guild.yml)
@@ -64,6 +76,8 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
     Examples:
       trk run m1:hello msg='hi there' -y
       trk run train lr=0.01 --label baseline -t exp1
+      trk run train lr=[0.1,0.01] epochs=range[1:3] -j 2
+      trk run train @trials.csv --stage-trials
     """
     from tracker.errors import TrkError
     from tracker.execution.launch import RunOptions, launch, relaunch
@@ -94,8 +108,12 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
         result = _stoppable(lambda: relaunch(st, target, opts, sinks, staged_only=bool(start_run), assigns=flag_args),
                             lambda: target)
         _exit(result)
-    if opspec and "=" in opspec:  # `trk run lr=0.1`: a flag of the default operation, as in Guild
+    if opspec and ("=" in opspec or opspec.startswith("@")):  # `trk run lr=0.1`: the default operation's flag
         opspec, assigns = None, (opspec,) + tuple(assigns)
+    batch_files = [a[1:] for a in assigns if a.startswith("@")]  # Guild's batch files: `@trials.csv`
+    assigns = [a for a in assigns if not a.startswith("@")]
+    if jobs is not None and max_parallel is None:
+        max_parallel = jobs  # `-j N` on a DAG pipeline
     project = load(".", cache_dir=st.project_cache_dir)
     for w in project.warnings:
         click.echo(f"trk: warning: {w}", err=True)
@@ -110,17 +128,32 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
 
         click.echo(describe_source(project, op))
         return
-    assigned = parse_assigns(list(assigns), op)
+    assigned = parse_assigns(list(assigns), op, batch=True)
     dep_specs = {}
     if op.config.get("requires"):  # most runs need not import the dependency modules
         from tracker.execution.deps_spec import take_dep_specs
 
         dep_specs = take_dep_specs(op, assigned)
-    flags, extra = resolve_flags(op, assigned, force_flags=force_flags, help_cmd=opspec)
     opts = RunOptions(label=label, tags=list(tags), run_dir=run_dir, force_run_dir=force_run_dir, stage=stage,
                       force_flags=force_flags,
                       needed=needed, explain=explain, dep_specs=dep_specs, max_parallel=max_parallel,
                       fail_fast=fail_fast)
+    from tracker.project.trials import split_batch
+
+    if batch_files or split_batch(assigned)[1] or optimizer:
+        from tracker.cli.batch import run_batch_cmd
+        from tracker.execution.batch import BatchOptions
+
+        bopts = BatchOptions(optimizer=optimizer, max_trials=max_trials, random_seed=random_seed,
+                             stage_trials=stage_trials or stage, fail_on_trial_error=fail_on_trial_error,
+                             jobs=jobs or 1, label=batch_label, tags=list(batch_tags))
+        if run_dir:
+            raise click.UsageError("--run-dir cannot be used with a batch")
+        opts.stage = False
+        run_batch_cmd(st, project, op, assigned, batch_files, opts, bopts, sinks, opspec=opspec, yes=yes,
+                      preview=preview, background=background and not child, child=child)
+        return
+    flags, extra = resolve_flags(op, assigned, force_flags=force_flags, help_cmd=opspec)
     if preview:
         if not op.is_stepped:
             raise TrkError(f"{op.fullname} is not a stepped operation: --preview shows pipelines only")

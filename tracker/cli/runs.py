@@ -8,8 +8,8 @@ import re
 
 import click
 
-from .util import (confirm, filter_options, join_cells, line_cells, run_filter, run_lines, select_runs, store,
-                   warn_store)
+from .util import (batch_filter, batch_label, batch_option, confirm, filter_options, is_batch_op, join_cells, line_cells, run_filter, run_lines,
+                   select_runs, store, warn_store)
 
 
 # What a word may be to be taken as a run spec: an index, a range, an id prefix (hex).
@@ -81,11 +81,12 @@ def _listing(deleted: bool):
     @click.option("--json", "as_json", is_flag=True, help="Print runs as JSON.")
     @click.option("-d", "--deleted", "show_deleted", is_flag=True, hidden=deleted,
                   help="Show deleted runs (as 'trk runs deleted' does).")
+    @batch_option()
     @filter_options()
-    def listing(specs, short, limit, show_all, tree, as_json, show_deleted, **kw):
+    def listing(specs, short, limit, show_all, tree, as_json, show_deleted, batch, **kw):
         trash = deleted or show_deleted
         st = store()
-        filt = run_filter(kw)
+        filt = batch_filter(st, run_filter(kw), batch)
         shown = None if show_all else (limit if limit is not None else 20)
         if specs:
             from tracker.store.select import select_positions
@@ -107,7 +108,7 @@ def _listing(deleted: bool):
         if tree:
             listed = _tree_order(st, listed)
         depth_of = (lambda r: getattr(r, "_depth", 0)) if tree else None
-        for line in run_lines(listed, lambda r: index.get(r.id, r.id[:8]), short=short, depth_of=depth_of):
+        for line in run_lines(listed, lambda r: index.get(r.id, r.id[:8]), short=short, depth_of=depth_of, st=st):
             click.echo(line)
 
     return listing
@@ -136,7 +137,9 @@ def _stream(st, filt, deleted: bool, short: bool) -> None:
     op_width, status_width = st.widths(filt, deleted=deleted)
     widths = [0, op_width] + ([] if short else [19]) + [status_width, 0]
     page: list[str] = []
-    for n, (_, op, key, status, label, tags) in enumerate(st.listing(filt, deleted=deleted), 1):
+    for n, (run_id, op, key, status, label, tags) in enumerate(st.listing(filt, deleted=deleted), 1):
+        if is_batch_op(op) and not deleted:
+            label = batch_label(st, run_id, op, label)
         page.append(join_cells(line_cells(n, op, key, status, tags, label, short), widths))
         if len(page) >= 1000:
             click.echo("\n".join(page))  # a page per write: 100,000 echo calls cost more than the rest

@@ -30,6 +30,24 @@ def filter_options(tag_short: bool = True) -> Callable:
     return decorate
 
 
+def batch_option() -> Callable:
+    """`--batch RUN`: only the trials of batch RUN."""
+    return click.option("--batch", metavar="RUN", help="Only the trials of batch RUN (a run spec).")
+
+
+def batch_filter(st, filt, spec: str | None):
+    """`filt` narrowed to the trials of the batch `spec` names (when given)."""
+    if spec:
+        from tracker.errors import RunSpecError
+        from tracker.store.select import select_from
+
+        found = select_from(st, None, [spec])
+        if len(found) != 1:
+            raise RunSpecError(f"--batch {spec} names {len(found)} runs, not one batch", "Give one run.")
+        filt.parent = found[0].id
+    return filt
+
+
 def run_filter(kw: dict):
     """Take the filter options out of a command's keyword arguments as a RunFilter."""
     from tracker.store.select import RunFilter
@@ -100,14 +118,53 @@ def join_cells(cells: list[str], widths: list[int]) -> str:
     return "  ".join([cells[0]] + [c.ljust(w) for c, w in zip(cells[1:], widths[1:])]).rstrip()
 
 
-def run_lines(runs, index_of, short: bool = False, depth_of=None) -> list[str]:
-    """Guild-style listing lines, columns as wide as their widest cell."""
+def run_lines(runs, index_of, short: bool = False, depth_of=None, st=None) -> list[str]:
+    """Guild-style listing lines, columns as wide as their widest cell; with
+    the store `st`, a batch's line ends with its trials' progress."""
     rows = [line_cells(index_of(run), ("  " * depth_of(run) if depth_of else "") + run.opspec, run.sort_key,
-                       run.status, run.tags, run.label, short) for run in runs]
+                       run.status, run.tags, batch_label(st, run.id, run.opspec, run.label, run), short)
+            for run in runs]
     if not rows:
         return []
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return [join_cells(r, widths) for r in rows]
+
+
+def is_batch_op(op: str) -> bool:
+    """Whether a run's operation names a batch (`train+`, `train+random`, as Guild names them)."""
+    return op.endswith("+") or op.endswith("+random")
+
+
+def trial_counts(st, batch_id: str) -> dict[str, int]:
+    """How many of a batch's trials are in each status (index counts only)."""
+    from tracker.store.select import RunFilter
+
+    counts = {}
+    for status in ("completed", "error", "terminated", "running", "staged"):
+        n = st.count(RunFilter(parent=batch_id, statuses=[status]))
+        if n:
+            counts[status] = n
+    return counts
+
+
+def describe_progress(counts: dict[str, int], total: int | None = None) -> str:
+    """`3/12 completed, 1 error, 2 running`: a batch's trials by status."""
+    total = max(total or 0, sum(counts.values()))
+    return ", ".join([f"{counts.get('completed', 0)}/{total} completed"]
+                     + [f"{n} {status}" for status, n in counts.items() if status != "completed"])
+
+
+def batch_label(st, run_id: str, op: str, label: str, run=None) -> str:
+    """A listing's label cell: for a batch (with a store to ask), its label and its trials' progress."""
+    if st is None or not is_batch_op(op):
+        return label
+    if run is None:
+        found = st.by_ids([run_id])
+        run = found[0] if found else None
+    batch = run.get("batch") if run is not None else None
+    total = batch.get("trials") if isinstance(batch, dict) and isinstance(batch.get("trials"), int) else None
+    progress = f"({describe_progress(trial_counts(st, run_id), total)})"
+    return f"{label} {progress}" if label else progress
 
 
 def confirm(prompt: str, yes: bool, default: bool = True) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import TrkError
 from ..project.loader import OpDef, Project
 from ..project.resolve import run_label
-from ..store import Run, RunStore
+from ..store import Run, RunLock, RunStore
 from .command import command_argv
 from .lifecycle import LaunchResult, RunOptions, default_label, lock, load_opref, prepare, say_for, supervise
 from .process import Sinks, echo_line, program_env, run_process
@@ -109,22 +109,48 @@ def relaunch(store: RunStore, run: Run | str, opts: RunOptions | None = None, si
         raise TrkError(f"run {run.short_id} is {status}, not staged", "Use --restart to run it again.")
     if status == "running":
         raise TrkError(f"run {run.short_id} is running")
-    opref = load_opref(run)
-    from ..project.loader import load
-    from ..project.resolve import resolve
+    if run.get("batch"):
+        raise TrkError(f"run {run.short_id} is a batch: its trials are the runs to start or restart",
+                       f"Try 'trk runs --batch {run.short_id}' for its trials.")
+    held = claim_staged(run) if staged_only else None
+    try:
+        opref = load_opref(run)
+        from ..project.loader import load
+        from ..project.resolve import resolve
 
-    project = load(opref["project"])
-    op = resolve(project, f"{opref.get('model') or ''}:{opref['op']}")  # ':op' is the anonymous model's
-    if assigns or opts.label is not None:
-        from .restart import apply_restart_changes
+        project = load(opref["project"])
+        op = resolve(project, f"{opref.get('model') or ''}:{opref['op']}")  # ':op' is the anonymous model's
+        if assigns or opts.label is not None:
+            from .restart import apply_restart_changes
 
-        apply_restart_changes(run, project, op, list(assigns or []), opts.label, opts.force_flags)
-    if opts.on_created:  # the run is known good to go (`--background` returns now)
-        opts.on_created(run)
+            apply_restart_changes(run, project, op, list(assigns or []), opts.label, opts.force_flags)
+        if opts.on_created:  # the run is known good to go (`--background` returns now)
+            opts.on_created(run)
+    except BaseException:
+        if held:
+            held.release()
+        raise
     if op.is_stepped:
         from .pipeline import resume_pipeline
 
-        return resume_pipeline(store, project, op, run, opts, sinks, launch)
-    with supervise(run, lock(run)):
+        return resume_pipeline(store, project, op, run, opts, sinks, launch, held=held)
+    with supervise(run, held or lock(run)):
         run.clear_outcome()
         return LaunchResult(run, _execute(run, op, run.get("cmd"), sinks))
+
+
+class RunClaimed(TrkError):
+    """A staged run another process has started (or is starting): not this one's to run."""
+
+
+def claim_staged(run: Run) -> RunLock:
+    """Take a staged run's lock without waiting, and check it is still staged
+    once held: of two processes starting the same run, exactly one gets it."""
+    held = RunLock(run.lock_path)
+    if not held.try_acquire():
+        raise RunClaimed(f"run {run.short_id} is being started by another process")
+    fresh = Run(run.id, run.dir).attrs  # read again: the other process may have finished it meanwhile
+    if not fresh.get("staged") or fresh.get("started") or "exit_status" in fresh:
+        held.release()
+        raise RunClaimed(f"run {run.short_id} is no longer staged: another process started it")
+    return held

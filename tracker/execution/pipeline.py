@@ -85,10 +85,16 @@ def _reusable(store: RunStore, op: OpDef, flags: dict[str, Any], extra: dict[str
 
 
 def resume_pipeline(store: RunStore, project: Project, op: OpDef, parent: Run, opts: RunOptions,
-                    sinks: Sinks | None, launch: Launch) -> LaunchResult:
-    """Resume a stepped run: completed steps whose flags are unchanged stay, the others run again."""
-    steps = plan(project, op, parent.flags, parent.get("step_flags") or {}, bool(parent.get("force_flags")))
-    with supervise(parent, lock(parent)):
+                    sinks: Sinks | None, launch: Launch, held: Any = None) -> LaunchResult:
+    """Resume a stepped run: completed steps whose flags are unchanged stay, the others run again.
+    `held` is the parent's lock when the caller took it already (starting a staged run)."""
+    try:
+        steps = plan(project, op, parent.flags, parent.get("step_flags") or {}, bool(parent.get("force_flags")))
+    except BaseException:
+        if held:
+            held.release()
+        raise
+    with supervise(parent, held or lock(parent)):
         parent.clear_outcome()
         parent.write_attr("pid", os.getpid())  # the supervisor now: what `trk stop` signals
         parent.write_attr("restarted", now_us())

@@ -3,8 +3,9 @@
 `parse_value` reads `NAME=VALUE` text as Guild's flag decoder does (ints,
 floats, YAML for the rest, a flag's type first); `cmd_value` is the text a
 program gets in its argv or environment (`True` is `1`, `False` is empty);
-`batch_error` refuses lists and `range[...]`-style functions, which are
-batches in Guild and are not supported by trk yet.
+`batch_error` refuses lists and `range[...]`-style functions where one
+value is needed (a step's flags, `--restart`): on `trk run`'s command line
+they start a batch of trials (`trials.py`).
 """
 
 from __future__ import annotations
@@ -118,10 +119,10 @@ def is_batch(value: Any) -> bool:
 
 
 def batch_error(name: str, text: str) -> OpError:
-    """The error for a batch value (`lr=[0.1,0.01]`, `lr=range[1:4]`), which trk cannot run yet."""
-    return OpError(f"batch runs are not supported yet: {name}={text}",
-                   "Run one value at a time (a list or range[...] of values starts a batch in Guild).",
-                   exit_code=2)
+    """The error for a batch value (`lr=[0.1,0.01]`, `lr=range[1:4]`) where one value is needed."""
+    return OpError(f"a batch value cannot be used here: {name}={text}",
+                   "Lists and range[...] values start a batch only on the command line of 'trk run OP'; "
+                   "a pipeline step or --restart takes one value per flag.", exit_code=2)
 
 
 def format_value(value: Any) -> str:

@@ -103,10 +103,10 @@ def default_operation(project: Project) -> OpDef:
     return op
 
 
-def parse_assigns(args: list[str], op: OpDef | None = None) -> dict[str, Any]:
+def parse_assigns(args: list[str], op: OpDef | None = None, batch: bool = False) -> dict[str, Any]:
     """Parse `NAME=VALUE` command-line arguments into typed values, as Guild
     does: by the flag's type when `op` defines it (a `string` keeps its text).
-    A list or `range[...]` value (a batch in Guild) is an error."""
+    A list or `range[...]` value (a batch in Guild) is kept with `batch`, else an error."""
     flags: dict[str, Any] = {}
     for arg in args:
         name, value = split_assign(arg)
@@ -114,7 +114,7 @@ def parse_assigns(args: list[str], op: OpDef | None = None) -> dict[str, Any]:
         if op is not None:
             fdef = op.flags.get(name) or next((f for f in op.flags.values() if f.alias == name), None)
         parsed = parse_value(value, fdef.type if fdef else None)
-        if is_batch(parsed):
+        if is_batch(parsed) and not batch:
             raise batch_error(name, value)
         flags[name] = parsed
     return flags

@@ -92,13 +92,23 @@ def lookup(aggs: dict, key: str):
     return None
 
 
+def sort_column(headers: list[str], col: str) -> str:
+    """The header `col` names: as written, or as a column spec (`#acc`,
+    `=lr`, `.status`, Guild's way); TrkError listing the columns if none."""
+    if col in headers:
+        return col
+    bare = col[1:] if col[:1] in "#=." else col
+    if bare in headers:
+        return bare
+    raise TrkError(f"cannot sort by '{col}': no such column", "Columns: " + ", ".join(headers))
+
+
 def sort_rows(headers: list[str], rows: list[list[Any]], min_col: str | None, max_col: str | None) -> list[list[Any]]:
     """Rows sorted by a column (numbers first, NaN last); others keep their order."""
     col = min_col or max_col
     if not col:
         return rows
-    if col not in headers:
-        raise TrkError(f"cannot sort by '{col}': no such column", "Columns: " + ", ".join(headers))
+    col = sort_column(headers, col)
     i = headers.index(col)
     present, others = [], []
     for r in rows:
