@@ -77,6 +77,7 @@ class Session:
             "run": self.run,
             "run_capture": self.run_capture,
             "use_project": self.use_project,
+            "project_dir": lambda: self.cwd,  # the directory use_project chose
             "path": os.path.join,
             "realpath": os.path.realpath,
             "exists": os.path.exists,

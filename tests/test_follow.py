@@ -53,3 +53,5 @@ def test_cat_follow_of_a_stepped_run_follows_each_step(trk, tmp_path):
     assert [h.split()[2] for h in headers] == ["slow", "again"], lines
     assert [line for line in lines if line.startswith("line")] == ["line 0", "line 1", "line 2"] * 2
     assert "completed (exit 0)" in p.stderr
+    watched = trk("watch", "-o", "two", cwd=proj)  # Guild's name for it; the run has ended: all at once
+    assert sorted(watched.stdout.splitlines()) == sorted(lines) and "completed (exit 0)" in watched.stderr

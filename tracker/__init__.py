@@ -27,7 +27,11 @@ _LAZY = {
     "stop": ("tracker.api", "stop"),
     "purge": ("tracker.api", "purge"),
     # Looking at runs
+    "RunView": ("tracker.views.runview", "RunView"),
     "scalars": ("tracker.api", "scalars"),
+    "history": ("tracker.api", "history"),
+    "compare_frame": ("tracker.api", "compare_frame"),
+    "history_frame": ("tracker.api", "history_frame"),
     "run_info": ("tracker.api", "run_info"),
     "compare": ("tracker.api", "compare"),
     "diff": ("tracker.api", "diff"),

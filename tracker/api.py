@@ -7,17 +7,95 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .store import Run, RunStore
+from .store.runstore import store_runs
+
+if TYPE_CHECKING:
+    from .views.runview import RunView
 
 
-def runs(specs: Sequence[str] = (), store: RunStore | None = None, **filters: Any) -> list[Run]:
-    """Runs newest first, filtered (operations=, labels=, tags=, statuses=)."""
+def runs(*specs: str, store: RunStore | None = None, operation: str | Sequence[str] | None = None,
+         label: str | Sequence[str] | None = None, tag: str | Sequence[str] | None = None,
+         status: str | Sequence[str] | None = None, started_after: Any = None, started_before: Any = None,
+         parent: str | None = None, top_level: bool = False, deleted: bool = False, limit: int | None = None,
+         **filters: Any) -> list[RunView]:
+    """Runs newest first, as `trk runs` filters them, with typed fields.
+
+    `specs` select as on the command line (`"1"`, `"2:5"`, an id prefix).
+    Filters take the CLI's names: `operation=`, `label=`, `tag=` (all must
+    match), `status=`, `started_after=`/`started_before=` (a datetime,
+    epoch seconds or an ISO-8601 string), `parent=`, `top_level=`; each of
+    the first four takes one value or a list. RunFilter's own names
+    (`operations=`, `statuses=`...) work too.
+    """
     from .store.select import RunFilter, select_from
+    from .views.runview import RunView, to_micros
 
+    if len(specs) == 1 and not isinstance(specs[0], str):  # runs(["1", "2"]), the older form
+        specs = tuple(specs[0])
     store = store or RunStore()
-    return select_from(store, RunFilter(**filters), list(specs))
+    as_list = lambda v: [] if v is None else [v] if isinstance(v, str) else list(v)  # noqa: E731
+    filt = RunFilter(operations=as_list(operation) + list(filters.pop("operations", [])),
+                     labels=as_list(label) + list(filters.pop("labels", [])),
+                     tags=as_list(tag) + list(filters.pop("tags", [])),
+                     statuses=as_list(status) + list(filters.pop("statuses", [])),
+                     parent=parent, top_level=top_level,
+                     started_after=to_micros(started_after), started_before=to_micros(started_before), **filters)
+    chosen = select_from(store, filt, list(specs), deleted=deleted)
+    return [RunView(r, store) for r in (chosen if limit is None else chosen[:limit])]
+
+
+def history(run: Any, tag: str | None = None, store: RunStore | None = None) -> list[tuple[str, int, float, float]]:
+    """Every logged value of a run's scalars (or of one `tag`, `step#tag` for
+    a pipeline step's): `[(tag, step, wall_time, value), ...]` by tag and step."""
+    from .metrics.aggs import shortest
+    from .metrics.series import run_series
+
+    run = _one(run, store)
+    series, _ = run_series(run.dir, None if tag is None else [tag], max_points=0)
+    return [(key, step, wall, shortest(value)) for key in sorted(series) for step, wall, value in series[key]]
+
+
+def compare_frame(runs: Any = None, columns: str | Sequence[str] | None = None, store: RunStore | None = None):
+    """The compare table as a pandas DataFrame (needs pandas: `pip install trk[pandas]`)."""
+    pandas = _pandas()
+    headers, rows = compare(runs, columns, store)
+    return pandas.DataFrame(rows, columns=headers)
+
+
+def history_frame(runs: Any, tag: str | None = None, store: RunStore | None = None):
+    """`history` of one or more runs as a pandas DataFrame: run, tag, step, wall_time, value."""
+    pandas = _pandas()
+    chosen = [runs] if isinstance(runs, (str, Run)) or hasattr(runs, "run") else list(runs)
+    rows = [(_one(r, store).id, *point) for r in chosen for point in history(r, tag, store)]
+    return pandas.DataFrame(rows, columns=["run", "tag", "step", "wall_time", "value"])
+
+
+def _pandas():
+    try:
+        import pandas
+    except ImportError:
+        from .errors import TrkError
+
+        raise TrkError("pandas is not installed", "pip install 'trk[pandas]'") from None
+    return pandas
+
+
+def _one(run: Any, store: RunStore | None) -> Run:
+    """The store's Run of a Run, a RunView or a run spec (`"1"`, an id prefix)."""
+    if isinstance(run, Run):
+        return run
+    if isinstance(run, str):
+        from .store.select import select_from
+
+        return select_from(store or RunStore(), None, [run])[0]
+    return run.run
+
+
+def _many(runs: Any) -> list[Run] | None:
+    return None if runs is None else store_runs(runs)
 
 
 def run(
@@ -62,9 +140,7 @@ def scalars(run: Run | str, store: RunStore | None = None) -> dict:
     from .views.info import run_scalars
 
     store = store or RunStore()
-    if isinstance(run, str):
-        run = runs([run], store=store)[0]
-    return run_scalars(run, store)
+    return run_scalars(_one(run, store), store)
 
 
 def run_info(run: Run | str, store: RunStore | None = None) -> dict[str, Any]:
@@ -72,28 +148,26 @@ def run_info(run: Run | str, store: RunStore | None = None) -> dict[str, Any]:
     from .views.info import run_info as info
 
     store = store or RunStore()
-    if isinstance(run, str):
-        run = runs([run], store=store)[0]
-    return info(store, run)
+    return info(store, _one(run, store))
 
 
-def compare(selected: Sequence[Run] | None = None, columns: str | Sequence[str] | None = None,
-            store: RunStore | None = None):
-    """The compare table: (headers, rows of raw values), as `trk compare` shows it.
+def compare(runs: Any = None, columns: str | Sequence[str] | None = None, store: RunStore | None = None,
+            selected: Any = None):
+    """The compare table: (headers, rows of Python values), as `trk compare` shows it.
 
-    `columns` is a `-cc` spec string or a list of specs (`["=prep.k",
-    "prep#loss"]`); `selected` None compares every run.
+    `runs`: Runs or RunViews (None: every run). `columns`: a `-cc` spec
+    string or a list of specs (`["=prep.k", "prep#loss"]`).
     """
     from .views.compare import compare as compare_table
 
-    return compare_table(store or RunStore(), selected, columns)
+    return compare_table(store or RunStore(), _many(runs if runs is not None else selected), columns)
 
 
 def stop(selected: Sequence[Run], timeout: float = 10.0):
     """Stop running runs: SIGTERM, SIGKILL after `timeout`; returns their outcomes."""
     from .execution.stop import stop_runs
 
-    return stop_runs(list(selected), timeout)
+    return stop_runs(store_runs(selected), timeout)
 
 
 def delete(selected: Sequence[Run], store: RunStore | None = None, force: bool = False,
@@ -106,7 +180,7 @@ def delete(selected: Sequence[Run], store: RunStore | None = None, force: bool =
     from .errors import TrkError
 
     store = store or RunStore()
-    selected = list(selected)
+    selected = store_runs(selected)
     running = [r for r in selected if r.refresh_status() == "running"]
     if running and force:
         still = [o.run.short_id for o in stop(running, timeout) if o.status == "running"]
@@ -132,4 +206,4 @@ def diff(a: Run, b: Run, store: RunStore | None = None) -> list[str]:
     """Lines saying how run `b` differs from run `a` (flags, source, deps, scalars)."""
     from .views.diff import diff_runs
 
-    return diff_runs(store or RunStore(), a, b)
+    return diff_runs(store or RunStore(), _one(a, store), _one(b, store))

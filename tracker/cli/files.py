@@ -136,6 +136,18 @@ def cat(spec, path, output, follow, **kw):
     sys.stdout.buffer.flush()
 
 
+@click.command()
+@click.argument("spec", required=False, metavar="[RUN]")
+@filter_options()
+def watch(spec, **kw):
+    """Follow a run's output until it ends (the latest run when no RUN is given).
+
+    The same as `trk cat -f`; a stepped run's output is its steps' in turn.
+    """
+    st = store()
+    _follow(st, _one_run(spec, kw, st=st))
+
+
 def _follow(st, run) -> None:
     """Print the run's output as it comes, then how the run ended."""
     from tracker.views.follow import follow, fresh

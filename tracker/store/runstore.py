@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Iterable
+from typing import Any, Iterable
 
 from ..errors import TrkError
 from ..fsutil import is_inside, load_attr
@@ -31,6 +31,11 @@ class MoveError(TrkError):
     def __init__(self, message: str, hint: str | None, done: list[Run]):
         super().__init__(message, hint)
         self.done = done
+
+
+def store_runs(runs: Iterable[Any]) -> list[Run]:
+    """The store's Runs of `runs`, which may be the Python API's RunViews (their `.run`)."""
+    return [r if isinstance(r, Run) else r.run for r in runs]
 
 
 class RunStore(RunQueries):
@@ -159,7 +164,7 @@ class RunStore(RunQueries):
         Runs another process is moving, or has moved, are skipped with a
         warning; a run whose id is already in the trash is refused.
         """
-        runs = list(runs)
+        runs = store_runs(runs)
         if not force:
             running = [r for r in runs if r.refresh_status() == "running"]
             if running:
@@ -178,7 +183,7 @@ class RunStore(RunQueries):
 
     def restore(self, runs: Iterable[Run]) -> list[Run]:
         """Move deleted runs back from the trash (skipping as `delete` does)."""
-        return self._move(list(runs), self.trash_dir, self.runs_dir, "restore", check_running=False)
+        return self._move(store_runs(runs), self.trash_dir, self.runs_dir, "restore", check_running=False)
 
     def _move(self, runs: list[Run], src_base: str, dst_base: str, verb: str, check_running: bool) -> list[Run]:
         for run in runs:
@@ -241,7 +246,7 @@ class RunStore(RunQueries):
         A run made with --run-dir lives outside the store: only its `.trk`
         metadata is removed; the user's files stay.
         """
-        runs = list(runs)
+        runs = store_runs(runs)
         # A live purge removes its own `.purge` entry; any other is left by a killed one.
         clean_leftovers(self.trash_dir, ".purge", min_age=0)
         done: list[Run] = []

@@ -28,6 +28,8 @@ class RunFilter:
     top_level: bool = False
     exact_ops: Sequence[str] | None = None  # operations by full name (None: any)
     flags_key: str | None = None  # runs with exactly these flag values (runindex.flags_key)
+    started_after: int | None = None  # microseconds since the epoch (the listing's sort key)
+    started_before: int | None = None
 
     def matches(self, run: Run) -> bool:
         """True when `run` passes every filter given."""
@@ -50,6 +52,10 @@ class RunFilter:
 
             if flags_key(run.flags) != self.flags_key:
                 return False
+        if self.started_after is not None and run.sort_key <= self.started_after:
+            return False
+        if self.started_before is not None and run.sort_key >= self.started_before:
+            return False
         return True
 
     def apply(self, runs: Sequence[Run]) -> list[Run]:
@@ -90,6 +96,12 @@ class RunFilter:
         if self.flags_key is not None:
             conds.append("flags_key = ?")
             params.append(self.flags_key)
+        if self.started_after is not None:
+            conds.append("sort_key > ?")
+            params.append(int(self.started_after))
+        if self.started_before is not None:
+            conds.append("sort_key < ?")
+            params.append(int(self.started_before))
         return " AND ".join(f"({c})" for c in conds), tuple(params)
 
 
