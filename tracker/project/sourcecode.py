@@ -9,7 +9,6 @@ apply, as in a repository. The digest is computed from the very bytes copied.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import OpError
-from ..fsutil import hash_stream, is_inside
+from ..fsutil import hash_stream, is_inside, small_sha256
 from .sourceselect import Decision, GitIgnoreRule, Rule, Selector, format_size
 
 MAX_SIZE = 1024 * 1024  # Guild's defaults; its environment variables override them
@@ -244,7 +243,7 @@ def copy_source(project_dir: str, run_dir: str | None, spec: SourceSpec,
     """
     copied: list[str] = []
     skipped: list[Decision] = []
-    digest = hashlib.sha256()
+    digest = small_sha256()
     if not spec.enabled:
         return copied, digest.hexdigest(), skipped
     dest = os.path.join(run_dir, spec.dest) if run_dir else None
@@ -318,11 +317,11 @@ def _copy_one(full: str, target: str | None) -> str | None:
             if not stat.S_ISREG(st.st_mode):
                 return None
             if target is None:
-                return hash_stream(f)
+                return hash_stream(f, small=True)
             os.makedirs(os.path.dirname(target), exist_ok=True)
             try:
                 with open(target, "wb") as out:
-                    file_digest = hash_stream(f, out)
+                    file_digest = hash_stream(f, out, small=True)
             except OSError:
                 os.unlink(target)  # no half file in the snapshot
                 raise

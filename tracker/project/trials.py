@@ -13,13 +13,15 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import random
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import OpError
 from .flagvalues import is_batch, is_flag_function, parse_value
+
+if TYPE_CHECKING:
+    import random  # imported where trials are drawn: `trk run` of a single run never needs it
 
 DEFAULT_RANDOM_TRIALS = 20  # Guild's default --max-trials for random search
 OPTIMIZERS = ("grid", "random")
@@ -175,6 +177,8 @@ def expand(assigned: dict[str, Any], file_trials: list[dict[str, Any]] | None, o
     if optimizer not in OPTIMIZERS:
         raise OpError(f"unsupported optimizer '{optimizer}'", "Use --optimizer grid or --optimizer random.",
                       exit_code=2)
+    import random
+
     rng = random.Random(seed)
     if optimizer == "random":
         if file_trials:
