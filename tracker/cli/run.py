@@ -138,9 +138,9 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
                       force_flags=force_flags,
                       needed=needed, explain=explain, dep_specs=dep_specs, max_parallel=max_parallel,
                       fail_fast=fail_fast)
-    from tracker.project.trials import split_batch
+    from tracker.project.flagvalues import is_batch
 
-    if batch_files or split_batch(assigned)[1] or optimizer:
+    if batch_files or optimizer or any(is_batch(v) for v in assigned.values()):
         from tracker.cli.batch import run_batch_cmd
         from tracker.execution.batch import BatchOptions
 
