@@ -41,7 +41,7 @@ def test_listing_reads_only_what_it_shows(trk, trk_home):
     old = trk_home / "runs" / ids[0] / ".trk" / "attrs" / "label"
     old.write_text("{not json\n")
     p = trk("runs")
-    assert p.stderr == "" and len(p.stdout.splitlines()) == 20
+    assert p.stderr == "(20 of 60 runs shown; -a for all)\n" and len(p.stdout.splitlines()) == 20
     # Shown, it is read, and reported.
     p = trk("runs", "60")
     assert "listed as error" in p.stderr and p.stdout.startswith("[60]")

@@ -291,3 +291,21 @@ def test_large_compare_tables_keep_tabulates_layout():
     for n in (1, 5, 40):  # (large tables are never empty)
         columns = [[rng.choice(words) for _ in range(n)] for _ in headers]
         assert list(_plain_table(headers, columns, kinds)) == list(table_lines(headers, columns, kinds)), n
+
+
+def test_listing_says_when_empty_or_cut_and_keeps_indexes_aligned(trk, tmp_path):
+    proj = tmp_path / "p"
+    proj.mkdir()
+    (proj / "trk.yml").write_text("op:\n  exec: python -c pass\n")
+    p = trk("runs")
+    assert p.stdout == "" and "no runs yet: start one with 'trk run OP'" in p.stderr
+    for _ in range(22):
+        trk("run", "op", "-y", cwd=proj)
+    p = trk("runs", "-s")
+    lines = p.stdout.splitlines()
+    assert len(lines) == 20 and p.stderr.strip() == "(20 of 22 runs shown; -a for all)"
+    assert lines[8].startswith("[9]   op") and lines[9].startswith("[10]  op")  # aligned past [9]
+    streamed = trk("runs", "-a", "-s").stdout.splitlines()
+    assert streamed[8].startswith("[9]   op") and streamed[21].startswith("[22]  op")
+    assert trk("runs", "-n", "5").stderr == ""  # asked for 5: no count
+    assert "no runs match" in trk("runs", "-o", "nothing").stderr

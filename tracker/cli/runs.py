@@ -110,8 +110,28 @@ def _listing(deleted: bool):
         depth_of = (lambda r: getattr(r, "_depth", 0)) if tree else None
         for line in run_lines(listed, lambda r: index.get(r.id, r.id[:8]), short=short, depth_of=depth_of, st=st):
             click.echo(line)
+        if not specs and (limit is None or not listed):  # `-n N` asked for N: no count then
+            _say_how_many(st, filt, trash, len(listed))
 
     return listing
+
+
+def _say_how_many(st, filt, deleted: bool, shown: int) -> None:
+    """On stderr, so a script reading the lines never sees it: that there are
+    no runs (and how to make one), or that only the newest were shown."""
+    if shown == 0:
+        filtered = st.count(None, deleted=deleted) > 0  # there are runs: the filters left none
+        if deleted:
+            click.echo("trk: no deleted runs" + (" match" if filtered else ""), err=True)
+        elif filtered:
+            click.echo("trk: no runs match", err=True)
+        else:
+            click.echo("trk: no runs yet: start one with 'trk run OP' ('trk operations' lists the operations)",
+                       err=True)
+        return
+    total = st.count(filt, deleted=deleted)
+    if total > shown:
+        click.echo(f"({shown} of {total} runs shown; -a for all)", err=True)
 
 
 def _check_words(st, filt, specs, deleted: bool) -> None:
@@ -135,7 +155,8 @@ def _stream(st, filt, deleted: bool, short: bool) -> None:
     """`trk runs -a`: print lines as rows are read, a page at a time, laid
     out as `run_lines` does, with column widths from the index."""
     op_width, status_width = st.widths(filt, deleted=deleted)
-    widths = [0, op_width] + ([] if short else [19]) + [status_width, 0]
+    index_width = len(f"[{st.count(filt, deleted=deleted)}]")
+    widths = [index_width, op_width] + ([] if short else [19]) + [status_width, 0]
     page: list[str] = []
     for n, (run_id, op, key, status, label, tags) in enumerate(st.listing(filt, deleted=deleted), 1):
         if is_batch_op(op) and not deleted:

@@ -113,9 +113,9 @@ def line_cells(index, op: str, sort_key, status: str, tags: list[str], label: st
 
 
 def join_cells(cells: list[str], widths: list[int]) -> str:
-    """One listing line: cells padded to their column's width (the index
-    column is not padded), two spaces apart."""
-    return "  ".join([cells[0]] + [c.ljust(w) for c, w in zip(cells[1:], widths[1:])]).rstrip()
+    """One listing line: cells padded to their column's width, two spaces
+    apart (so `[9]` and `[10]` lines stay aligned)."""
+    return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
 
 
 def run_lines(runs, index_of, short: bool = False, depth_of=None, st=None) -> list[str]:
