@@ -309,3 +309,21 @@ def test_listing_says_when_empty_or_cut_and_keeps_indexes_aligned(trk, tmp_path)
     assert streamed[8].startswith("[9]   op") and streamed[21].startswith("[22]  op")
     assert trk("runs", "-n", "5").stderr == ""  # asked for 5: no count
     assert "no runs match" in trk("runs", "-o", "nothing").stderr
+
+
+def test_mistakes_get_a_suggestion(trk):
+    import os
+
+    steps = os.path.join(os.path.dirname(os.path.dirname(__file__)), "sample-projects", "steps")
+    p = trk("run", "m1:hello", "--msg", "hi", "-y", cwd=steps, check=False)
+    assert p.returncode == 2 and "No such option '--msg'. Flags are NAME=VALUE: did you mean msg=hi?" in p.stderr
+    p = trk("run", "m1:hello", "--msg=hi", "-y", cwd=steps, check=False)
+    assert "did you mean msg=hi?" in p.stderr
+    p = trk("run", "m1:hello", "mgs=hi", "-y", cwd=steps, check=False)
+    assert p.returncode == 1 and "unsupported flag 'mgs': did you mean 'msg'?" in p.stderr
+    p = trk("run", "m1:helo", "-y", cwd=steps, check=False)
+    assert "operation 'helo' is not defined for model 'm1': did you mean 'hello'?" in p.stderr
+    p = trk("run", "prepar", "-y", cwd=steps, check=False)
+    assert "cannot find operation 'prepar' in guild.yml: did you mean 'prepare'?" in p.stderr
+    p = trk("run", "m1:hello", "-x", cwd=steps, check=False)
+    assert p.returncode == 2 and "Flags are NAME=VALUE" not in p.stderr  # a short option: click's own message

@@ -26,7 +26,33 @@ def setup_logging(quiet: bool = False) -> None:
         logger.propagate = False
 
 
-@click.command(context_settings={"ignore_unknown_options": False})
+class RunCommand(click.Command):
+    """`trk run`, whose unknown `--NAME VALUE` is most often a flag given the
+    argparse way: say so, with the `NAME=VALUE` it meant."""
+
+    def parse_args(self, ctx, args):
+        """Parse as click does; `--lr 0.1` gets `did you mean lr=0.1?`."""
+        given = list(args)  # click consumes `args` as it parses
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as e:
+            opt = e.option_name
+            if not opt.startswith("--") or len(opt) < 4:
+                raise
+            name, value = opt[2:], "VALUE"
+            for i, word in enumerate(given):
+                if word.startswith(opt + "="):
+                    value = word[len(opt) + 1:]
+                    break
+                if word == opt:
+                    if i + 1 < len(given) and not given[i + 1].startswith("-"):
+                        value = given[i + 1]
+                    break
+            raise click.UsageError(f"No such option '{opt}'. Flags are NAME=VALUE: did you mean {name}={value}?",
+                                   ctx) from None
+
+
+@click.command(cls=RunCommand, context_settings={"ignore_unknown_options": False})
 @click.argument("opspec", required=False, metavar="[MODEL:]OP")
 @click.argument("assigns", nargs=-1, metavar="[NAME=VALUE]...")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")

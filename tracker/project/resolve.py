@@ -56,7 +56,7 @@ def _find(project: Project, spec: str | None, context_model: str | None = None) 
         op = m.operations.get(opname)
         if op is None:
             raise OpError(
-                f"operation '{opname}' is not defined for model '{model}'",
+                f"operation '{opname}' is not defined for model '{model}'{_nearest(opname, m.operations)}",
                 f"Try 'trk operations {model}' for a list of available operations.",
             )
         return op
@@ -65,8 +65,9 @@ def _find(project: Project, spec: str | None, context_model: str | None = None) 
         if op is not None:
             return op
         if context_model:
+            ops = project.models[context_model].operations
             raise OpError(
-                f"operation '{opname}' is not defined for model '{context_model}'",
+                f"operation '{opname}' is not defined for model '{context_model}'{_nearest(opname, ops)}",
                 f"Try 'trk operations {context_model}' for a list of available operations.",
             )
     default = project.default_model
@@ -78,8 +79,10 @@ def _find(project: Project, spec: str | None, context_model: str | None = None) 
     if len(found) == 1:
         return found[0]
     if not found:
+        every = {op.fullname for m in project.models.values() for op in m.operations.values()}
+        every |= {op.name for m in project.models.values() for op in m.operations.values()}
         raise OpError(
-            f"cannot find operation '{opname}' in {project.filename}",
+            f"cannot find operation '{opname}' in {project.filename}{_nearest(opname, every)}",
             "Try 'trk operations' for a list of available operations.",
         )
     names = ", ".join(op.fullname for op in found)
@@ -145,8 +148,8 @@ def resolve_flags(
                 continue
             if not force_flags:
                 spec = help_cmd or op.fullname
-                raise OpError(
-                    f"unsupported flag '{name}'",
+                raise OpError(  # Guild's words (the steps transcript shows them), and the nearest flag
+                    f"unsupported flag '{name}'{_nearest(name, op.flags)}",
                     f"Try 'trk run {spec} --help-op' for a list of flags or use\n"
                     "--force-flags to skip this check.",
                 )
@@ -241,3 +244,11 @@ def check_label(label: str, what: str = "--label") -> str:
         raise OpError(f"{what} must be one line of text, not {label!r}: use spaces instead of line breaks",
                       exit_code=2)
     return label
+
+
+def _nearest(name: str, names) -> str:
+    """`: did you mean 'x'?` for the nearest of `names`, or ''."""
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.6)
+    return f": did you mean '{close[0]}'?" if close else ""
