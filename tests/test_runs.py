@@ -327,3 +327,41 @@ def test_mistakes_get_a_suggestion(trk):
     assert "cannot find operation 'prepar' in guild.yml: did you mean 'prepare'?" in p.stderr
     p = trk("run", "m1:hello", "-x", cwd=steps, check=False)
     assert p.returncode == 2 and "Flags are NAME=VALUE" not in p.stderr  # a short option: click's own message
+
+
+def test_runs_colour_statuses_on_a_terminal_only(trk, tmp_path):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    proj = tmp_path / "p"
+    proj.mkdir()
+    (proj / "trk.yml").write_text("ok:\n  exec: python -c pass\nbad:\n  exec: python -c 'raise SystemExit(3)'\n")
+    trk("run", "ok", "-y", cwd=proj)
+    trk("run", "bad", "-y", cwd=proj, check=False)
+    assert "\x1b[" not in trk("runs").stdout  # a pipe: plain text
+
+    def on_terminal(*args, **env):
+        master, slave = pty.openpty()
+        e = dict(trk.env(), **env)
+        p = subprocess.Popen([sys.executable, "-m", "tracker", *args], stdout=slave, stderr=slave, env=e)
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the terminal closed
+                break
+            if not chunk:
+                break
+            out += chunk
+        p.wait(timeout=30)
+        os.close(master)
+        return out.decode()
+
+    coloured = on_terminal("runs", "-s")
+    assert "\x1b[31merror" in coloured and "\x1b[32mcompleted" in coloured
+    assert "\x1b[" in on_terminal("runs", "-a", "-s")
+    assert "\x1b[" not in on_terminal("runs", "-s", "--no-color")
+    assert "\x1b[" not in on_terminal("runs", "-s", NO_COLOR="1")

@@ -8,7 +8,7 @@ import re
 
 import click
 
-from .util import (batch_filter, batch_label, batch_option, confirm, filter_options, is_batch_op, join_cells, line_cells, run_filter, run_lines,
+from .util import (batch_filter, batch_label, batch_option, colour_wanted, confirm, filter_options, is_batch_op, join_cells, line_cells, run_filter, run_lines,
                    select_runs, store, warn_store)
 
 
@@ -79,11 +79,12 @@ def _listing(deleted: bool):
     @click.option("--tree", is_flag=True,
                   help="Show step runs under their pipeline, and under each run the runs it requires (<-).")
     @click.option("--json", "as_json", is_flag=True, help="Print runs as JSON.")
+    @click.option("--no-color", is_flag=True, help="No colours (also when $NO_COLOR is set, or not on a terminal).")
     @click.option("-d", "--deleted", "show_deleted", is_flag=True, hidden=deleted,
                   help="Show deleted runs (as 'trk runs deleted' does).")
     @batch_option()
     @filter_options()
-    def listing(specs, short, limit, show_all, tree, as_json, show_deleted, batch, **kw):
+    def listing(specs, short, limit, show_all, tree, as_json, no_color, show_deleted, batch, **kw):
         trash = deleted or show_deleted
         st = store()
         filt = batch_filter(st, run_filter(kw), batch)
@@ -96,7 +97,7 @@ def _listing(deleted: bool):
             listed = [run for _, run in chosen]
             index = {run.id: i for i, run in chosen}
         elif show_all and not (tree or as_json):
-            _stream(st, filt, trash, short)
+            _stream(st, filt, trash, short, colour_wanted(no_color))
             return
         else:
             listed = st.query(filt, deleted=trash, limit=shown)
@@ -108,7 +109,8 @@ def _listing(deleted: bool):
         if tree:
             listed = _tree_order(st, listed)
         depth_of = (lambda r: getattr(r, "_depth", 0)) if tree else None
-        for line in run_lines(listed, lambda r: index.get(r.id, r.id[:8]), short=short, depth_of=depth_of, st=st):
+        for line in run_lines(listed, lambda r: index.get(r.id, r.id[:8]), short=short, depth_of=depth_of, st=st,
+                              colour=colour_wanted(no_color)):
             click.echo(line)
         if not specs and (limit is None or not listed):  # `-n N` asked for N: no count then
             _say_how_many(st, filt, trash, len(listed))
@@ -151,7 +153,7 @@ def _check_words(st, filt, specs, deleted: bool) -> None:
                            hint + "Try 'trk runs' to list runs or 'trk runs --help' for the commands.")
 
 
-def _stream(st, filt, deleted: bool, short: bool) -> None:
+def _stream(st, filt, deleted: bool, short: bool, colour: bool = False) -> None:
     """`trk runs -a`: print lines as rows are read, a page at a time, laid
     out as `run_lines` does, with column widths from the index."""
     op_width, status_width = st.widths(filt, deleted=deleted)
@@ -161,7 +163,8 @@ def _stream(st, filt, deleted: bool, short: bool) -> None:
     for n, (run_id, op, key, status, label, tags) in enumerate(st.listing(filt, deleted=deleted), 1):
         if is_batch_op(op) and not deleted:
             label = batch_label(st, run_id, op, label)
-        page.append(join_cells(line_cells(n, op, key, status, tags, label, short), widths))
+        page.append(join_cells(line_cells(n, op, key, status, tags, label, short), widths,
+                               (2 if short else 3) if colour else None))
         if len(page) >= 1000:
             click.echo("\n".join(page))  # a page per write: 100,000 echo calls cost more than the rest
             page.clear()

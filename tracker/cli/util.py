@@ -112,22 +112,40 @@ def line_cells(index, op: str, sort_key, status: str, tags: list[str], label: st
     return cells + [status, " ".join(tags + ([label] if label else []))]
 
 
-def join_cells(cells: list[str], widths: list[int]) -> str:
+STATUS_COLOURS = {"running": "blue", "completed": "green", "error": "red", "terminated": "yellow",
+                  "staged": "cyan", "deleted": "magenta"}
+
+
+def colour_wanted(no_color: bool = False) -> bool:
+    """Colour by status: on a terminal, unless --no-color or $NO_COLOR (no-color.org)."""
+    import os
+    import sys
+
+    return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+
+
+def join_cells(cells: list[str], widths: list[int], colour_at: int | None = None) -> str:
     """One listing line: cells padded to their column's width, two spaces
-    apart (so `[9]` and `[10]` lines stay aligned)."""
-    return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+    apart (so `[9]` and `[10]` lines stay aligned); the cell at `colour_at`
+    (a status) coloured by its value, after padding, so columns stay aligned."""
+    padded = [c.ljust(w) for c, w in zip(cells, widths)]
+    if colour_at is not None and cells[colour_at] in STATUS_COLOURS:
+        padded[colour_at] = click.style(padded[colour_at], fg=STATUS_COLOURS[cells[colour_at]])
+    return "  ".join(padded).rstrip()
 
 
-def run_lines(runs, index_of, short: bool = False, depth_of=None, st=None) -> list[str]:
+def run_lines(runs, index_of, short: bool = False, depth_of=None, st=None, colour: bool = False) -> list[str]:
     """Guild-style listing lines, columns as wide as their widest cell; with
-    the store `st`, a batch's line ends with its trials' progress."""
+    the store `st`, a batch's line ends with its trials' progress; `colour`:
+    statuses coloured (see `colour_wanted`)."""
     rows = [line_cells(index_of(run), ("  " * depth_of(run) if depth_of else "") + run.opspec, run.sort_key,
                        run.status, run.tags, batch_label(st, run.id, run.opspec, run.label, run), short)
             for run in runs]
     if not rows:
         return []
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return [join_cells(r, widths) for r in rows]
+    at = (2 if short else 3) if colour else None
+    return [join_cells(r, widths, at) for r in rows]
 
 
 def is_batch_op(op: str) -> bool:
