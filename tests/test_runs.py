@@ -365,3 +365,32 @@ def test_runs_colour_statuses_on_a_terminal_only(trk, tmp_path):
     assert "\x1b[" in on_terminal("runs", "-a", "-s")
     assert "\x1b[" not in on_terminal("runs", "-s", "--no-color")
     assert "\x1b[" not in on_terminal("runs", "-s", NO_COLOR="1")
+
+
+def test_runs_json_has_iso_times_and_scalars(trk, tmp_path):
+    import datetime
+    import json
+
+    proj = tmp_path / "p"
+    proj.mkdir()
+    (proj / "trk.yml").write_text("op:\n  exec: python log.py\n")
+    (proj / "log.py").write_text("print('loss: 0.1')\n")
+    trk("run", "op", "-y", cwd=proj)
+    (r,) = json.loads(trk("runs", "--json").stdout)
+    started = datetime.datetime.fromisoformat(r["started"])
+    assert started.tzinfo is not None and abs(started.timestamp() - datetime.datetime.now().timestamp()) < 120
+    assert r["stopped"] >= r["started"] and r["scalars"] == {"loss": 0.1} and r["index"] == 1
+    assert r["op"] == "op" and r["status"] == "completed" and r["exit_status"] == 0
+
+
+def test_compare_json_has_typed_times(trk, tmp_path):
+    import datetime
+    import json
+
+    proj = tmp_path / "p"
+    proj.mkdir()
+    (proj / "trk.yml").write_text("op:\n  exec: python -c pass\n")
+    trk("run", "op", "-y", cwd=proj)
+    (row,) = json.loads(trk("compare", "--json", "-cc", ".started,.time,.status").stdout)
+    assert datetime.datetime.fromisoformat(row["started"]).tzinfo is not None
+    assert isinstance(row["time"], int) and row["time"] >= 0 and row["status"] == "completed"

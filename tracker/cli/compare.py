@@ -48,6 +48,7 @@ def compare(specs, table, columns, csv_path, as_json, skip_unchanged, min_col, m
     kinds = ["attr"] + [c.kind for c in cols if not (c.kind == "attr" and c.key == "run")]
     if as_json:
         rows = sort_rows(headers, [r for page in cmp.pages(cols) for r in page], min_col, max_col)
+        _typed_times(headers, [c for c in cols if not (c.kind == "attr" and c.key == "run")], rows)
         _warn(st, cmp)
         if skip_unchanged and len(rows) > 1:
             headers, kinds, rows = drop_same(headers, kinds, rows)
@@ -74,6 +75,24 @@ def compare(specs, table, columns, csv_path, as_json, skip_unchanged, min_col, m
             click.echo("\n".join(chunk))
     else:
         click.echo_via_pager(line + "\n" for line in lines)
+
+
+def _typed_times(headers, cols, rows) -> None:
+    """For JSON: `started`/`stopped` as ISO-8601 (timezone-aware), `time` as seconds."""
+    from datetime import datetime
+
+    for i, col in enumerate(cols, 1):
+        if col.kind != "attr" or col.key not in ("started", "stopped", "time"):
+            continue
+        for row in rows:
+            v = row[i]
+            if not isinstance(v, str) or not v:
+                row[i] = None
+            elif col.key == "time":
+                h, m, sec = (int(x) for x in v.split(":"))
+                row[i] = h * 3600 + m * 60 + sec
+            else:
+                row[i] = datetime.strptime(v, "%Y-%m-%d %H:%M:%S").astimezone().isoformat()
 
 
 def _warn(st, cmp) -> None:

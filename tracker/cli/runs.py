@@ -78,7 +78,8 @@ def _listing(deleted: bool):
     @click.option("-a", "--all", "show_all", is_flag=True, help="Show all runs.")
     @click.option("--tree", is_flag=True,
                   help="Show step runs under their pipeline, and under each run the runs it requires (<-).")
-    @click.option("--json", "as_json", is_flag=True, help="Print runs as JSON.")
+    @click.option("--json", "as_json", is_flag=True,
+                  help="Print runs as JSON (times as ISO-8601, with each run's last scalar values).")
     @click.option("--no-color", is_flag=True, help="No colours (also when $NO_COLOR is set, or not on a terminal).")
     @click.option("-d", "--deleted", "show_deleted", is_flag=True, hidden=deleted,
                   help="Show deleted runs (as 'trk runs deleted' does).")
@@ -104,7 +105,12 @@ def _listing(deleted: bool):
             index = {r.id: i + 1 for i, r in enumerate(listed)}
         warn_store(st)
         if as_json:
-            click.echo(json.dumps([dict(r.to_dict(), index=index[r.id]) for r in listed], indent=2))
+            from tracker.views.info import scalars_of
+            from tracker.views.runview import json_record
+
+            scalars = scalars_of(st, listed) if listed else {}
+            click.echo(json.dumps([dict(json_record(r, scalars.get(r.id, {})), index=index[r.id]) for r in listed],
+                                  indent=2, default=str))
             return
         if tree:
             listed = _tree_order(st, listed)

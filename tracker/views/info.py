@@ -19,6 +19,16 @@ def run_scalars(run: Run, store: RunStore) -> dict:
         index.close()
 
 
+def scalars_of(store: RunStore, runs: list[Run]) -> dict[str, dict]:
+    """Many runs' scalars at once, brought up to date: {run id: {(prefix, tag): Agg}}."""
+    index = store.scalar_index()
+    try:
+        index.refresh([(r.id, r.dir, r.index_stamp) for r in runs])
+        return index.get([r.id for r in runs])
+    finally:
+        index.close()
+
+
 def run_info(store: RunStore, run: Run) -> dict[str, Any]:
     """The fields `trk runs info` shows, in display order."""
     a = run.attrs

@@ -135,3 +135,19 @@ class RunView:
                 "stopped": stopped.isoformat() if stopped else None,
                 "duration": self.duration, "exit_status": self.exit_status, "parent": self.parent,
                 "dir": self.dir, "scalars": {k: a.last for k, a in self.scalars.items()}}
+
+
+TIME_ATTRS = ("started", "stopped", "initialized")
+
+
+def json_record(run: Run, aggs: dict) -> dict[str, Any]:
+    """A run as `trk runs --json` prints it: its attrs with times as ISO-8601
+    (timezone-aware, microseconds), plus `scalars` (last value per `tag` or
+    `step#tag`)."""
+    d = run.to_dict()
+    for name in TIME_ATTRS:
+        when = to_datetime(d.get(name))
+        if when is not None:
+            d[name] = when.isoformat(timespec="microseconds")
+    d["scalars"] = {(f"{p}#{t}" if p else t): a.last for (p, t), a in sorted(aggs.items())}
+    return d
