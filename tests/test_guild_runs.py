@@ -257,6 +257,6 @@ def test_trk_runs_word_is_a_command_or_a_run_spec(trk, proj):
 
 def test_unknown_top_level_command(trk):
     p = trk("compre", check=False)
-    assert p.returncode == 2 and "Did you mean 'compare'?" in p.stderr
+    assert p.returncode == 2 and "Did you mean 'compare'" in p.stderr
     p = trk("comment", check=False)
     assert p.returncode == 2 and "'comment' is a Guild command that trk does not have" in p.stderr

@@ -11,11 +11,13 @@ from typing import Iterator
 
 import click
 
+from . import completion
+
 from .util import batch_filter, batch_option, filter_options, run_filter, select_runs, store, warn_store
 
 
 @click.command()
-@click.argument("specs", nargs=-1, metavar="[RUN]...")
+@click.argument("specs", nargs=-1, metavar="[RUN]...", shell_complete=completion.runs)
 @click.option("-t", "--table", is_flag=True, help="Print the table to stdout (no pager).")
 @click.option("-cc", "--columns", metavar="SPEC",
               help="Columns: .operation,.status,.label,.started,.time,=FLAG,#SCALAR,"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import click
 
+from . import completion
+
 from .util import filter_options, run_filter, select_runs, store
 
 
 @click.command()
-@click.argument("first", required=False, metavar="[RUN1]")
-@click.argument("second", required=False, metavar="[RUN2]")
+@click.argument("first", required=False, metavar="[RUN1]", shell_complete=completion.runs)
+@click.argument("second", required=False, metavar="[RUN2]", shell_complete=completion.runs)
 @filter_options()
 def diff(first, second, **kw):
     """Show how RUN2 differs from RUN1: flags, source files (unified diff),

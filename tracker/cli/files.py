@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from . import completion
+
 from tracker.fsutil import is_inside
 
 from .util import filter_options, run_filter, select_runs, store
@@ -35,7 +37,7 @@ def _allowed(st, run):
 
 
 @click.command()
-@click.argument("spec", required=False, metavar="[RUN]")
+@click.argument("spec", required=False, metavar="[RUN]", shell_complete=completion.runs)
 @click.option("-n", "--no-format", "names_only", is_flag=True, help="Print paths only, without the run directory header.")
 @click.option("-a", "--all", "show_all", is_flag=True, help="Include hidden files and trk metadata (.trk).")
 @click.option("-L", "--follow-links", is_flag=True, help="List the contents of linked directories.")
@@ -98,7 +100,7 @@ def _walk(root, rel, show_all, run_dir, allowed, ancestors):
 
 
 @click.command()
-@click.argument("spec", required=False, metavar="[RUN]")
+@click.argument("spec", required=False, metavar="[RUN]", shell_complete=completion.runs)
 @click.option("-p", "--path", "path", metavar="PATH", help="File to show, relative to the run directory.")
 @click.option("--output", is_flag=True, help="Show the run's output (stdout and stderr).")
 @click.option("-f", "--follow", is_flag=True,
@@ -137,7 +139,7 @@ def cat(spec, path, output, follow, **kw):
 
 
 @click.command()
-@click.argument("spec", required=False, metavar="[RUN]")
+@click.argument("spec", required=False, metavar="[RUN]", shell_complete=completion.runs)
 @filter_options()
 def watch(spec, **kw):
     """Follow a run's output until it ends (the latest run when no RUN is given).
@@ -165,7 +167,7 @@ def _follow(st, run) -> None:
 
 
 @click.command()
-@click.argument("spec", required=False, metavar="[RUN]")
+@click.argument("spec", required=False, metavar="[RUN]", shell_complete=completion.runs)
 @click.option("--path", "show_path", is_flag=True, help="Print the run directory.")
 @click.option("--short-id", is_flag=True, help="Print the short run id.")
 @click.option("--deleted", is_flag=True, help="Select among deleted runs.")

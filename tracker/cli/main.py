@@ -18,6 +18,7 @@ COMMANDS = {
     "runs": ("tracker.cli.runs", "runs", "List, delete, restore and inspect runs."),
     "ls": ("tracker.cli.files", "ls", "List the files of a run."),
     "cat": ("tracker.cli.files", "cat", "Show a run file or the run's output."),
+    "completion": ("tracker.cli.completion", "completion", "Print the shell completion script (bash, zsh, fish)."),
     "watch": ("tracker.cli.files", "watch", "Follow a running run's output until it ends (as cat -f)."),
     "select": ("tracker.cli.files", "select", "Print the id or path of a run."),
     "models": ("tracker.cli.project", "models", "List the models of the project."),

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from . import completion
+
 
 def setup_logging(quiet: bool = False) -> None:
     """Send trk's log lines (`INFO: [trk] ...`) to stderr; warnings only with `quiet`."""
@@ -53,8 +55,8 @@ class RunCommand(click.Command):
 
 
 @click.command(cls=RunCommand, context_settings={"ignore_unknown_options": False})
-@click.argument("opspec", required=False, metavar="[MODEL:]OP")
-@click.argument("assigns", nargs=-1, metavar="[NAME=VALUE]...")
+@click.argument("opspec", required=False, metavar="[MODEL:]OP", shell_complete=completion.operations)
+@click.argument("assigns", nargs=-1, metavar="[NAME=VALUE]...", shell_complete=completion.flags)
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("-l", "--label", help="Label for the run (${flag} is replaced by flag values).")
 @click.option("-t", "--tag", "tags", multiple=True, help="Tag the run (may repeat).")

@@ -8,6 +8,8 @@ import re
 
 import click
 
+from . import completion
+
 from .util import (batch_filter, batch_label, batch_option, colour_wanted, confirm, filter_options, is_batch_op, join_cells, line_cells, run_filter, run_lines,
                    select_runs, store, warn_store)
 
@@ -72,7 +74,7 @@ def runs():
 
 
 def _listing(deleted: bool):
-    @click.argument("specs", nargs=-1, metavar="[RUN]...")
+    @click.argument("specs", nargs=-1, metavar="[RUN]...", shell_complete=completion.runs)
     @click.option("-s", "--short", is_flag=True, help="Omit the start time.")
     @click.option("-n", "--limit", type=int, default=None, help="Show at most N runs (default 20).")
     @click.option("-a", "--all", "show_all", is_flag=True, help="Show all runs.")
@@ -296,7 +298,7 @@ def _move(st, verb, move):
 
 
 @runs.command("info")
-@click.argument("spec", required=False, metavar="[RUN]")
+@click.argument("spec", required=False, metavar="[RUN]", shell_complete=completion.runs)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @filter_options()
 def info(spec, as_json, **kw):
