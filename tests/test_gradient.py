@@ -30,8 +30,9 @@ def stylegan(tmp_path):
 
 
 def test_workflow_runs_jobs_as_steps_with_datasets(trk, stylegan):
-    # One job at a time: parallel steps that resolve `requires: operation` can
-    # miss a finished sibling in the run index (a store race, reported).
+    # One job at a time, as doctests/gradient.md runs it. (Parallel steps that
+    # resolve `requires: operation` once missed a finished sibling in the run
+    # index; RunIndex now serializes its writes across step threads.)
     trk("run", "gradient:stylegan2", "--max-parallel", "1", "-y", cwd=stylegan)
     runs = by_op(tracker.runs())
     parent = runs["gradient:stylegan2"]

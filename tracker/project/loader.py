@@ -316,22 +316,30 @@ class _LineFinder:
                     self._root = yaml.compose(f.read(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
             except (OSError, UnicodeDecodeError, yaml.YAMLError):
                 return 1  # changed or gone since it was loaded: the message still names the file
-        node = self._root
-        if node is None:
-            return 1
-        for key in path:
-            child = None
-            if isinstance(node, yaml.MappingNode):
-                for k, v in node.value:
-                    if k.value == str(key):
-                        child = v  # no break: with duplicate keys the last one wins
-            elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
-                if 0 <= key < len(node.value):
-                    child = node.value[key]
-            if child is None:
-                break
-            node = child
-        return node.start_mark.line + 1
+        return node_line(self._root, path)
+
+
+def node_line(root, path: tuple) -> int:
+    """The line of the deepest node of a YAML node tree that `path` (keys
+    and list indexes) reaches; 1 for an empty document."""
+    import yaml
+
+    node = root
+    if node is None:
+        return 1
+    for key in path:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if k.value == str(key):
+                    child = v  # no break: with duplicate keys the last one wins
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
+            if 0 <= key < len(node.value):
+                child = node.value[key]
+        if child is None:
+            break
+        node = child
+    return node.start_mark.line + 1
 
 
 def _share_resources(project: Project) -> None:

@@ -11,12 +11,7 @@ from ..store import Run, RunStore
 
 def run_scalars(run: Run, store: RunStore) -> dict:
     """A run's scalars, brought up to date: {(prefix, tag): Agg(first, last, min, max, ...)}."""
-    index = store.scalar_index()
-    try:
-        index.refresh([(run.id, run.dir, run.index_stamp)])
-        return index.get([run.id]).get(run.id, {})
-    finally:
-        index.close()
+    return scalars_of(store, [run]).get(run.id, {})
 
 
 def scalars_of(store: RunStore, runs: list[Run]) -> dict[str, dict]:

@@ -42,23 +42,9 @@ class YamlDoc:
 
     def line(self, keys: tuple = ()) -> int:
         """The line of the deepest node of `keys` found (1 for an empty file)."""
-        import yaml
+        from ..loader import node_line
 
-        node = self.root
-        if node is None:
-            return 1
-        for key in keys:
-            child = None
-            if isinstance(node, yaml.MappingNode):
-                for k, v in node.value:
-                    if k.value == str(key):
-                        child = v
-            elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
-                child = node.value[key]
-            if child is None:
-                break
-            node = child
-        return node.start_mark.line + 1
+        return node_line(self.root, keys)
 
     def key_line(self, keys: tuple) -> int:
         """The line of the key itself (not its value) of the last item of `keys`."""
