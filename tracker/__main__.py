@@ -1,5 +1,5 @@
 """`python -m tracker`: the same as the `trk` command."""
 
-from tracker.cli.main import main
+from tracker.cli.entry import main
 
 main()

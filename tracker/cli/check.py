@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from .util import store, warn_store
+from .util import progress_bar, store, warn_store
 
 
 @click.command()
@@ -17,20 +15,11 @@ def check(reindex):
     Removes half-made runs that a killed trk process left, brings the run
     index up to date (with --reindex: reads every run again, for a store
     changed in ways trk cannot see, such as attrs edited in place), and
-    reports runs whose metadata is damaged.
+    reports runs whose metadata is damaged. On a terminal, reading many runs
+    shows a progress bar.
     """
     st = store()
-    bar = None
-    if reindex and sys.stderr.isatty():
-        bar = click.progressbar(length=0, label="Reading runs", file=sys.stderr)
-
-    def progress(done: int, total: int) -> None:
-        bar.length = total
-        bar.update(done - bar.pos)
-
-    report = st.check(reindex=reindex, progress=progress if bar else None)
-    if bar is not None:
-        bar.render_finish()
+    report = st.check(reindex=reindex, progress=progress_bar("Reading runs"))
     warn_store(st)
     click.echo(f"{report['runs']} run(s), {report['deleted']} deleted")
     if report["bad"]:

@@ -13,7 +13,8 @@ import click
 
 from . import completion
 
-from .util import batch_filter, batch_option, filter_options, run_filter, select_runs, store, warn_store
+from .util import (batch_filter, batch_option, colour_status, colour_wanted, filter_options, fmt_option, progress_bar,
+                   run_filter, select_runs, store, warn_store)
 
 
 @click.command()
@@ -28,23 +29,30 @@ from .util import batch_filter, batch_option, filter_options, run_filter, select
 @click.option("--min", "min_col", metavar="COL", help="Sort by column COL, smallest first.")
 @click.option("--max", "max_col", metavar="COL", help="Sort by column COL, largest first.")
 @click.option("-n", "--limit", type=int, help="Compare at most N runs (newest first).")
+@fmt_option()
+@click.option("--no-color", is_flag=True,
+              help="No colours (also when $NO_COLOR is set, not on a terminal, or with --fmt latex).")
 @batch_option()
 @filter_options(tag_short=False)
-def compare(specs, table, columns, csv_path, as_json, skip_unchanged, min_col, max_col, limit, batch, **kw):
+def compare(specs, table, columns, csv_path, as_json, skip_unchanged, min_col, max_col, limit, fmt, no_color, batch,
+            **kw):
     """Compare runs by flags and scalars (all matching runs by default).
 
     Scalars come from an incremental index of the runs' TensorBoard event
     files; a pipeline run shows the scalars of its steps (`train#loss`).
+    On a terminal, statuses are coloured and indexing many runs' scalars
+    shows a progress bar.
     """
     from tracker.views.columns import parse_columns, skip_unchanged as drop_same, sort_rows
     from tracker.views.compare import Comparison
 
     st = store()
     filt = batch_filter(st, run_filter(kw), batch)
+    bar = progress_bar("Indexing scalars")
     if specs:
-        cmp = Comparison(st, select_runs(st, specs, filt)[:limit])
+        cmp = Comparison(st, select_runs(st, specs, filt)[:limit], progress=bar)
     else:  # every matching run, read from the index a page at a time
-        cmp = Comparison(st, filt=filt, limit=limit)
+        cmp = Comparison(st, filt=filt, limit=limit, progress=bar)
     cols = parse_columns(columns) if columns else cmp.default_columns()
     headers = cmp.headers(cols)
     kinds = ["attr"] + [c.kind for c in cols if not (c.kind == "attr" and c.key == "run")]
@@ -68,7 +76,9 @@ def compare(specs, table, columns, csv_path, as_json, skip_unchanged, min_col, m
             if out is not sys.stdout:
                 out.close()
         return
-    lines = table_lines(headers, columns_, kinds)
+    status = next((c.header for c in cols if c.kind == "attr" and c.key == "status"), None)
+    colour = fmt != "latex" and status in headers and colour_wanted(no_color)
+    lines = table_lines(headers, columns_, kinds, fmt, headers.index(status) if colour else None)
     if table or not sys.stdout.isatty() or os.environ.get("TRK_NO_PAGER"):
         while True:
             chunk = list(islice(lines, 1000))
@@ -144,18 +154,23 @@ def _columns(cmp, cols, headers, kinds, min_col, max_col, skip_unchanged):
 LARGE_TABLE = 2000
 
 
-def table_lines(headers, columns, kinds) -> Iterator[str]:
-    """A plain tabulate table, scalars right-aligned, no trailing spaces."""
-    if columns and len(columns[0]) > LARGE_TABLE:
-        return _plain_table(headers, columns, kinds)
+def table_lines(headers, columns, kinds, fmt: str | None = None, colour_at: int | None = None) -> Iterator[str]:
+    """A tabulate table (`fmt`, default "plain"), scalars right-aligned, no
+    trailing spaces; the column at `colour_at` (statuses) coloured by status."""
+    if fmt is None and columns and len(columns[0]) > LARGE_TABLE:
+        return _plain_table(headers, columns, kinds, colour_at)
     from tabulate import tabulate
 
+    if colour_at is not None:  # tabulate measures cells without their colour codes
+        columns = list(columns)
+        columns[colour_at] = [colour_status(c) for c in columns[colour_at]]
     align = ["right" if k == "scalar" else "left" for k in kinds]
-    text = tabulate(list(zip(*columns)), headers=headers, tablefmt="plain", disable_numparse=True, colalign=align)
+    text = tabulate(list(zip(*columns)), headers=headers, tablefmt=fmt or "plain", disable_numparse=True,
+                    colalign=align)
     return iter([line.rstrip() for line in text.splitlines()])
 
 
-def _plain_table(headers, columns, kinds) -> Iterator[str]:
+def _plain_table(headers, columns, kinds, colour_at: int | None = None) -> Iterator[str]:
     """tabulate's "plain" layout for one-line cells: each column as wide as
     its widest cell or its header plus 2, two spaces between columns."""
     width = _display_width()
@@ -173,6 +188,8 @@ def _plain_table(headers, columns, kinds) -> Iterator[str]:
         padded = [[c.rjust(w) if c.isascii() else pad(c, w, True) for c in col[k:k + 1000]] if r else
                   [c.ljust(w) if c.isascii() else pad(c, w, False) for c in col[k:k + 1000]]
                   for col, w, r in zip(columns, widths, right)]
+        if colour_at is not None:
+            padded[colour_at] = [colour_status(c) for c in padded[colour_at]]
         for row in zip(*padded):
             yield "  ".join(row).rstrip()
 

@@ -11,21 +11,9 @@ from . import completion
 
 def setup_logging(quiet: bool = False) -> None:
     """Send trk's log lines (`INFO: [trk] ...`) to stderr; warnings only with `quiet`."""
-    import logging
+    from .quickrun import setup_logging as setup
 
-    class _TrkLogFormatter(logging.Formatter):
-        def format(self, record):
-            return f"{record.levelname}: [trk] {record.getMessage()}"
-
-    logger = logging.getLogger("trk")
-    if quiet:
-        logger.setLevel(logging.WARNING)
-    if not logger.handlers:
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(_TrkLogFormatter())
-        logger.addHandler(h)
-        logger.setLevel(logging.WARNING if quiet else logging.INFO)
-        logger.propagate = False
+    setup(quiet)
 
 
 class RunCommand(click.Command):
@@ -87,12 +75,21 @@ class RunCommand(click.Command):
 @click.option("-bl", "--batch-label", metavar="LABEL", help="Label of the batch run.")
 @click.option("-bt", "--batch-tag", "batch_tags", multiple=True, metavar="TAG", help="Tag the batch run (may repeat).")
 @click.option("-q", "--quiet", is_flag=True, help="Do not show the program's output (it is still recorded).")
+@click.option("--dask", "dask", metavar="ADDRESS",
+              help="Stage the run(s) and submit them to the Dask scheduler at ADDRESS (tcp://HOST:8786; default "
+                   "$TRK_DASK_SCHEDULER); workers start them against the same TRK_HOME on a shared file system.")
+@click.option("--retries", type=int, metavar="N",
+              help="With --dask: stage a failed or terminated run again and submit it again, N times at most.")
+@click.option("--docker", is_flag=True, envvar="TRK_DOCKER",
+              help="Run operations that name an image: in that image, through the Docker engine (default "
+                   "$TRK_DOCKER); without it, the image is only recorded.")
 @click.option("--help-op", is_flag=True, help="Show the operation's description and flags.")
 @click.option("--test-sourcecode", is_flag=True,
               help="Show the source code rules and which files they copy or skip; run nothing.")
 def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_run, force_flags, needed, explain,
         restart, background, max_parallel, fail_fast, preview, optimizer, max_trials, random_seed, stage_trials,
-        fail_on_trial_error, jobs, batch_label, batch_tags, quiet, help_op, test_sourcecode):
+        fail_on_trial_error, jobs, batch_label, batch_tags, quiet, dask, retries, docker, help_op,
+        test_sourcecode):
     """Run an operation.
 
     [MODEL:]OP names an operation of the project file (trk.yml, or guild.yml)
@@ -109,6 +106,7 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
     """
     from tracker.errors import TrkError
     from tracker.execution.launch import RunOptions, launch, relaunch
+    from .progress import progress_bars
     from tracker.execution.process import Sinks
     from tracker.project.loader import load
     from tracker.project.resolve import parse_assigns, resolve, resolve_flags
@@ -121,6 +119,19 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
     if background and stage:
         raise click.UsageError("--stage and --background cannot both be used")
     sinks = Sinks() if quiet else Sinks.console()
+    if dask and (stage or stage_trials or restart):
+        raise click.UsageError("--dask cannot be used with --stage, --stage-trials or --restart")
+    if retries is not None and not _dask_address(dask):
+        raise click.UsageError("--retries needs --dask (or $TRK_DASK_SCHEDULER)")
+    if start_run and dask:  # submit a run staged earlier
+        from tracker.store.select import select_from
+
+        setup_logging(quiet)
+        target = select_from(st, None, [start_run])[0]
+        if target.status != "staged":
+            raise TrkError(f"run {target.short_id} is {target.status}, not staged")
+        submitter = _dask_submitter(st, dask, retries)
+        _exit(_stoppable(lambda: submitter.run_staged(target), lambda: target))
     if start_run or restart:
         if opspec and "=" not in opspec:  # Guild's rule: the run names the operation
             raise click.UsageError(f"OPERATION cannot be used with --{'start' if start_run else 'restart'}")
@@ -131,7 +142,7 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
         if background and not child:
             _start_in_background()
         opts = RunOptions(label=label, force_flags=force_flags, max_parallel=max_parallel, fail_fast=fail_fast,
-                          on_created=_report if child else None)
+                          on_created=_report if child else None, docker=docker, progress=progress_bars())
         flag_args = ([opspec] if opspec else []) + list(assigns)
         result = _stoppable(lambda: relaunch(st, target, opts, sinks, staged_only=bool(start_run), assigns=flag_args),
                             lambda: target)
@@ -165,7 +176,7 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
     opts = RunOptions(label=label, tags=list(tags), run_dir=run_dir, force_run_dir=force_run_dir, stage=stage,
                       force_flags=force_flags,
                       needed=needed, explain=explain, dep_specs=dep_specs, max_parallel=max_parallel,
-                      fail_fast=fail_fast)
+                      fail_fast=fail_fast, docker=docker, progress=progress_bars())
     from tracker.project.flagvalues import is_batch
 
     if batch_files or optimizer or any(is_batch(v) for v in assigned.values()):
@@ -178,6 +189,12 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
         if run_dir:
             raise click.UsageError("--run-dir cannot be used with a batch")
         opts.stage = False
+        address = None if (preview or bopts.stage_trials) else _dask_address(dask)
+        if address:
+            from tracker.execution.dask_submit import IN_FLIGHT
+
+            bopts.launch = _dask_submitter(st, address, retries).launch
+            bopts.jobs = IN_FLIGHT  # every trial submitted: the cluster decides how many run at once
         run_batch_cmd(st, project, op, assigned, batch_files, opts, bopts, sinks, opspec=opspec, yes=yes,
                       preview=preview, background=background and not child, child=child)
         return
@@ -201,7 +218,18 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
         _start_in_background()
     created = []
     opts.on_created = (lambda r: (created.append(r), _report(r))) if child else created.append
-    result = _stoppable(lambda: launch(st, project, op, flags, opts, sinks, extra),
+    address = None if stage else _dask_address(dask)
+    if address:
+        from tracker.execution.dask_submit import run_on_dask
+
+        submitter = _dask_submitter(st, address, retries)
+
+        def call():
+            return run_on_dask(st, project, op, flags, opts, sinks, extra, submitter)
+    else:
+        def call():
+            return launch(st, project, op, flags, opts, sinks, extra)
+    result = _stoppable(call,
                         lambda: created[0] if created else None)
     if result.reused and child:
         _report(result.run, reused=True)
@@ -211,6 +239,22 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
         click.echo(f"{op.fullname} staged as {result.run.id}")
         click.echo(f"To start the operation, use 'trk run --start {result.run.short_id}'")
     _exit(result)
+
+
+def _dask_address(option):
+    """The Dask scheduler `--dask` or $TRK_DASK_SCHEDULER names, or None
+    (`execution.dask_submit.scheduler_address`, without importing it on every run)."""
+    import os
+
+    return option or os.environ.get("TRK_DASK_SCHEDULER") or None
+
+
+def _dask_submitter(st, address, retries):
+    """A connection to the Dask scheduler at `address`, submitting staged runs of `st`."""
+    from tracker.execution.dask_submit import DaskSubmitter
+
+    setup_logging()  # `INFO: [trk] retrying run ...`
+    return DaskSubmitter(st, address, retries or 0)
 
 
 def _in_background_child() -> bool:
@@ -242,33 +286,17 @@ def _report(run, reused: bool = False) -> None:
 def _stoppable(call, run_of):
     """Run `call` with Ctrl-C (and SIGTERM, SIGHUP) stopping the program, not
     trk; when such a signal came, say which run ended and exit 128 + N."""
-    import signal
+    from .quickrun import stoppable
 
-    from tracker.execution.stop import stop_on_signals
-
-    result = None
-    with stop_on_signals() as stop:
-        try:
-            result = call()
-        except KeyboardInterrupt:
-            if not stop.stopping:
-                raise
-    if not stop.stopping:
-        return result
-    run = result.run if result is not None and result.run is not None else run_of()
-    how = "by user" if stop.signum == signal.SIGINT else f"by {signal.Signals(stop.signum).name}"
-    click.echo(f"trk: run {run.short_id} terminated {how}" if run else "trk: interrupted", err=True)
-    sys.exit(128 + stop.signum)
+    return stoppable(call, run_of)
 
 
 def _exit(result) -> None:
     """Say why a run failed when trk knows (a pipeline's step), then exit with
     the shell's convention for its exit code (128 + N for signal N)."""
-    from tracker.execution.process import exit_code_for
+    from .quickrun import exit_code
 
-    if result.error:
-        click.echo(f"trk: {result.error}", err=True)
-    sys.exit(exit_code_for(result.exit_code))
+    sys.exit(exit_code(result))
 
 
 def _op_help(op) -> str:

@@ -10,8 +10,9 @@ import click
 
 from . import completion
 
-from .util import (batch_filter, batch_label, batch_option, colour_wanted, confirm, filter_options, is_batch_op, join_cells, line_cells, run_filter, run_lines,
-                   select_runs, store, warn_store)
+from .util import (RUNNING_WIDTH, batch_filter, batch_label, batch_option, colour_status, colour_wanted, confirm,
+                   elapsed_seconds, filter_options, fmt_option, is_batch_op, join_cells, line_cells, run_filter,
+                   run_lines, select_runs, store, warn_store)
 
 
 # What a word may be to be taken as a run spec: an index, a range, an id prefix (hex).
@@ -82,12 +83,14 @@ def _listing(deleted: bool):
                   help="Show step runs under their pipeline, and under each run the runs it requires (<-).")
     @click.option("--json", "as_json", is_flag=True,
                   help="Print runs as JSON (times as ISO-8601, with each run's last scalar values).")
-    @click.option("--no-color", is_flag=True, help="No colours (also when $NO_COLOR is set, or not on a terminal).")
+    @click.option("--no-color", is_flag=True,
+                  help="No colours (also when $NO_COLOR is set, not on a terminal, or with --fmt latex).")
+    @fmt_option()
     @click.option("-d", "--deleted", "show_deleted", is_flag=True, hidden=deleted,
                   help="Show deleted runs (as 'trk runs deleted' does).")
     @batch_option()
     @filter_options()
-    def listing(specs, short, limit, show_all, tree, as_json, no_color, show_deleted, batch, **kw):
+    def listing(specs, short, limit, show_all, tree, as_json, no_color, fmt, show_deleted, batch, **kw):
         trash = deleted or show_deleted
         st = store()
         filt = batch_filter(st, run_filter(kw), batch)
@@ -99,7 +102,7 @@ def _listing(deleted: bool):
             chosen = select_positions(st, filt, specs, deleted=trash)[:shown]
             listed = [run for _, run in chosen]
             index = {run.id: i for i, run in chosen}
-        elif show_all and not (tree or as_json):
+        elif show_all and not (tree or as_json or fmt):
             _stream(st, filt, trash, short, colour_wanted(no_color))
             return
         else:
@@ -111,19 +114,42 @@ def _listing(deleted: bool):
             from tracker.views.runview import json_record
 
             scalars = scalars_of(st, listed) if listed else {}
-            click.echo(json.dumps([dict(json_record(r, scalars.get(r.id, {})), index=index[r.id]) for r in listed],
-                                  indent=2, default=str))
+            click.echo(json.dumps([dict(json_record(r, scalars.get(r.id, {})), index=index[r.id], **_elapsed(r))
+                                   for r in listed], indent=2, default=str))
             return
         if tree:
             listed = _tree_order(st, listed)
         depth_of = (lambda r: getattr(r, "_depth", 0)) if tree else None
-        for line in run_lines(listed, lambda r: index.get(r.id, r.id[:8]), short=short, depth_of=depth_of, st=st,
-                              colour=colour_wanted(no_color)):
-            click.echo(line)
+        if fmt:
+            _print_table(listed, index, short, depth_of, st, fmt, fmt != "latex" and colour_wanted(no_color))
+        else:
+            for line in run_lines(listed, lambda r: index.get(r.id, r.id[:8]), short=short, depth_of=depth_of, st=st,
+                                  colour=colour_wanted(no_color)):
+                click.echo(line)
         if not specs and (limit is None or not listed):  # `-n N` asked for N: no count then
             _say_how_many(st, filt, trash, len(listed))
 
     return listing
+
+
+def _elapsed(run) -> dict:
+    """For JSON: a running run's `elapsed` seconds since it started."""
+    return {"elapsed": elapsed_seconds(run.sort_key)} if run.status == "running" and run.sort_key else {}
+
+
+def _print_table(listed, index, short, depth_of, st, fmt: str, colour: bool) -> None:
+    """The listing as a tabulate table (`--fmt`): a header row, then a row a run."""
+    from tabulate import tabulate
+
+    headers = ["#", "operation"] + ([] if short else ["started"]) + ["status", "label"]
+    rows = [line_cells(index.get(r.id, r.id[:8]), ("  " * depth_of(r) if depth_of else "") + r.opspec, r.sort_key,
+                       r.status, r.tags, batch_label(st, r.id, r.opspec, r.label, r), short) for r in listed]
+    at = headers.index("status")
+    if colour:  # tabulate measures cells without their colour codes
+        for row in rows:
+            row[at] = colour_status(row[at])
+    text = tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)
+    click.echo("\n".join(line.rstrip() for line in text.splitlines()))
 
 
 def _say_how_many(st, filt, deleted: bool, shown: int) -> None:
@@ -165,6 +191,11 @@ def _stream(st, filt, deleted: bool, short: bool, colour: bool = False) -> None:
     """`trk runs -a`: print lines as rows are read, a page at a time, laid
     out as `run_lines` does, with column widths from the index."""
     op_width, status_width = st.widths(filt, deleted=deleted)
+    if not deleted and (not filt.statuses or "running" in filt.statuses):
+        from dataclasses import replace
+
+        if st.count(replace(filt, statuses=["running"])):  # live runs show their elapsed time
+            status_width = max(status_width, RUNNING_WIDTH)
     index_width = len(f"[{st.count(filt, deleted=deleted)}]")
     widths = [index_width, op_width] + ([] if short else [19]) + [status_width, 0]
     page: list[str] = []

@@ -109,7 +109,27 @@ def line_cells(index, op: str, sort_key, status: str, tags: list[str], label: st
     cells = [f"[{index}]", op]
     if not short:
         cells.append(format_time(sort_key))
+    if status == "running" and sort_key:  # a live run: how long it has been going
+        status = f"running {elapsed(sort_key)}"
     return cells + [status, " ".join(tags + ([label] if label else []))]
+
+
+def elapsed_seconds(started_us: int) -> int:
+    """Whole seconds since `started_us` (microseconds since the epoch)."""
+    import time
+
+    return max(0, int(time.time() - started_us / 1e6))
+
+
+def elapsed(started_us: int) -> str:
+    """`H:MM:SS` since `started_us`: a running run's elapsed time."""
+    from tracker.display import format_duration
+
+    return format_duration(elapsed_seconds(started_us) * 1_000_000)
+
+
+# How wide a running run's status cell is (`running 0:01:23`, under 10 hours).
+RUNNING_WIDTH = len("running 0:00:00")
 
 
 STATUS_COLOURS = {"running": "blue", "completed": "green", "error": "red", "terminated": "yellow",
@@ -129,9 +149,20 @@ def join_cells(cells: list[str], widths: list[int], colour_at: int | None = None
     apart (so `[9]` and `[10]` lines stay aligned); the cell at `colour_at`
     (a status) coloured by its value, after padding, so columns stay aligned."""
     padded = [c.ljust(w) for c, w in zip(cells, widths)]
-    if colour_at is not None and cells[colour_at] in STATUS_COLOURS:
-        padded[colour_at] = click.style(padded[colour_at], fg=STATUS_COLOURS[cells[colour_at]])
+    if colour_at is not None:
+        padded[colour_at] = colour_status(padded[colour_at])
     return "  ".join(padded).rstrip()
+
+
+def colour_status(cell: str) -> str:
+    """A status cell (`completed`, `running 0:01:23`, padded or not) coloured
+    by its status; the padding stays outside the colour, so a line's end can
+    be stripped."""
+    status = cell.split(" ", 1)[0]
+    if status not in STATUS_COLOURS:
+        return cell
+    text = cell.rstrip(" ")
+    return click.style(text, fg=STATUS_COLOURS[status]) + cell[len(text):]
 
 
 def run_lines(runs, index_of, short: bool = False, depth_of=None, st=None, colour: bool = False) -> list[str]:
@@ -190,3 +221,22 @@ def confirm(prompt: str, yes: bool, default: bool = True) -> bool:
     if yes:
         return True
     return click.confirm(prompt, default=default)
+
+
+# tabulate's formats that `--fmt` takes; tabulate is imported only for them.
+TABLE_FORMATS = ("github", "simple", "plain", "latex")
+
+
+def fmt_option() -> Callable:
+    """`--fmt FORMAT`: lay the table out with tabulate (imported only then)."""
+    return click.option("--fmt", type=click.Choice(TABLE_FORMATS), default=None,
+                        help="Lay the table out in one of tabulate's formats (github, simple, plain, latex). "
+                             "Without it the table is laid out by trk's own faster code, as 'plain' shows it.")
+
+
+def progress_bar(label: str):
+    """One bar's callback for work named `label` (see `progress.ProgressBar`), on a terminal only."""
+    from .progress import progress_bars
+
+    factory = progress_bars()
+    return factory(label) if factory else None

@@ -35,6 +35,7 @@ class BatchOptions:
     stage_trials: bool = False
     fail_on_trial_error: bool = False
     jobs: int = 1
+    launch: Callable[..., LaunchResult] | None = None  # runs one trial: `launch` unless Dask submits it
     label: str | None = None
     tags: list[str] = field(default_factory=list)
 
@@ -171,10 +172,10 @@ class _Trials:
         o = self.opts
         topts = RunOptions(label=o.label, tags=list(o.tags), stage=self.bopts.stage_trials, force_flags=o.force_flags,
                            needed=o.needed, explain=o.explain, parent=self.parent, dep_specs=dict(o.dep_specs),
-                           max_parallel=o.max_parallel, fail_fast=o.fail_fast, on_created=created)
+                           max_parallel=o.max_parallel, fail_fast=o.fail_fast, on_created=created, docker=o.docker)
         try:
-            result = launch(self.store, self.project, self.plan.op, trial.flags, topts,
-                            Sinks() if quiet else self.sinks, trial.extra)
+            result = (self.bopts.launch or launch)(self.store, self.project, self.plan.op, trial.flags, topts,
+                                                   Sinks() if quiet else self.sinks, trial.extra)
         except TrkError as e:
             self._failed(1, f"trial {index}: {e.message}")
             return FAILED

@@ -15,7 +15,10 @@ import os
 import re
 import shlex
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # annotations only: importing typing costs every `trk run` 3 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 from ..errors import OpError
 from ..project.flags import cmd_value, parse_value, split_value

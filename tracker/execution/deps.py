@@ -34,13 +34,14 @@ __all__ = ["Dependency", "DepsPlan", "Resolved", "copy_hashed", "dependency_name
 
 
 def plan_dependencies(store: RunStore, project: Project, op: OpDef, dep_specs: dict[str, str],
-                      flags: dict[str, Any] | None = None) -> DepsPlan:
+                      flags: dict[str, Any] | None = None, progress: Any = None) -> DepsPlan:
     """Resolve `op`'s dependencies (a few index queries each, never a store listing).
 
     `flags` fill `${flag}` references in source paths and URLs and are
     written into `config:` sources. As in Guild, a source already resolved
     under the same names is skipped, and an `optional: yes` one that cannot
-    be resolved is left out with a note.
+    be resolved is left out with a note. `progress` makes the callbacks that
+    hear how downloads go (see `deps_url.ProgressFactory`).
     """
     flags = flags or {}
     resolved = []
@@ -53,7 +54,7 @@ def plan_dependencies(store: RunStore, project: Project, op: OpDef, dep_specs: d
             continue
         seen.add(key)
         try:
-            resolved.append(_resolve(dep, store, project, op, dep_specs, flags))
+            resolved.append(_resolve(dep, store, project, op, dep_specs, flags, progress))
         except DependencyError:
             if not dep.optional:
                 raise
@@ -63,7 +64,7 @@ def plan_dependencies(store: RunStore, project: Project, op: OpDef, dep_specs: d
 
 
 def _resolve(dep: Dependency, store: RunStore, project: Project, op: OpDef, dep_specs: dict[str, str],
-             flags: dict[str, Any]) -> Resolved:
+             flags: dict[str, Any], progress: Any = None) -> Resolved:
     if dep.kind == "operation":
         return resolve_operation(dep, op, store, dep_specs)
     if dep.kind == "module":
@@ -73,7 +74,7 @@ def _resolve(dep: Dependency, store: RunStore, project: Project, op: OpDef, dep_
         return resolve_file(dep, project)
     if dep.kind == "config":
         return resolve_config(dep, project)
-    r = resolve_url(dep, store, project)
+    r = resolve_url(dep, store, project, progress)
     if dep.unpack:
         from .deps_archive import archive_type
         from .deps_url import url_basename

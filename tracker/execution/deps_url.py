@@ -17,7 +17,11 @@ import json
 import os
 import re
 import tempfile
-from typing import BinaryIO
+from typing import BinaryIO, Callable
+
+# Makes a `progress(done, total)` callback for the work a label names
+# ("Downloading NAME"); total None when the size is not known.
+ProgressFactory = Callable[[str], Callable[[int, "int | None"], None]]
 
 from ..errors import DependencyError
 from ..fsutil import atomic_write, hash_file, hash_stream, is_inside
@@ -57,20 +61,22 @@ def scheme(url: str) -> str:
     return urlparse(url).scheme.lower()
 
 
-def resolve_url(dep: Dependency, store: RunStore, project: Project) -> Resolved:
-    """Download once into the cache; verify the cached file on every reuse."""
+def resolve_url(dep: Dependency, store: RunStore, project: Project,
+                progress: ProgressFactory | None = None) -> Resolved:
+    """Download once into the cache; verify the cached file on every reuse.
+    `progress` makes the callback that hears how a download goes."""
     local = _project_file(dep, project) if scheme(dep.spec) == "file" else None
     if local is None and scheme(dep.spec) not in REMOTE_SCHEMES:
         raise DependencyError(f"unsupported URL scheme in dependency '{dep.name}' of {project.filename}",
                               "Use an http, https or ftp URL, a file: URL inside the project, or file: for "
                               "project files.")
     try:
-        return _cached(dep, store.url_cache_dir, local)
+        return _cached(dep, store.url_cache_dir, local, progress)
     except OSError as e:  # an unwritable TRK_HOME, an unreadable cache entry
         raise unmet(dep, f"URL cache {store.url_cache_dir}: {e.strerror or e}") from None
 
 
-def _cached(dep: Dependency, cache: str, local: str | None) -> Resolved:
+def _cached(dep: Dependency, cache: str, local: str | None, progress: ProgressFactory | None = None) -> Resolved:
     """The verified cache entry for `dep`, downloaded (again) when needed."""
     os.makedirs(os.path.join(cache, "index"), exist_ok=True)
     key = os.path.join(cache, "index", hashlib.sha256(dep.spec.encode()).hexdigest())
@@ -88,7 +94,7 @@ def _cached(dep: Dependency, cache: str, local: str | None) -> Resolved:
         notes.append(f"WARNING: the cached download of {dep.spec} changed since it was downloaded "
                      f"(sha256 {changed}, expected {digest}); downloading it again")
     try:
-        got, dest = _download(dep, cache, name, local)
+        got, dest = _download(dep, cache, name, local, progress(f"Downloading {name}") if progress else None)
     except (_FetchFailed, _Mismatch) as e:
         reason = (f"checksum mismatch for {dep.spec}: expected sha256 {dep.sha256}, got {e.got}"
                   if isinstance(e, _Mismatch) else str(e))
@@ -157,14 +163,15 @@ def _project_file(dep: Dependency, project: Project) -> str:
     return os.path.realpath(os.path.join(project.dir, path))
 
 
-def _download(dep: Dependency, cache: str, name: str, local: str | None) -> tuple[str, str]:
+def _download(dep: Dependency, cache: str, name: str, local: str | None,
+              progress: Callable[[int, int | None], None] | None = None) -> tuple[str, str]:
     """Fetch into a temp file, check, then move into the cache; (digest, path)."""
     import http.client
 
     fd, tmp = tempfile.mkstemp(dir=cache, prefix=".download-")
     try:
         with os.fdopen(fd, "wb") as out:
-            digest = _fetch(dep.spec, local, out)
+            digest = _fetch(dep.spec, local, out, progress)
         if dep.sha256 and digest != dep.sha256:
             raise _Mismatch(digest)
         dest_dir = os.path.join(cache, digest)
@@ -186,15 +193,38 @@ def _download(dep: Dependency, cache: str, name: str, local: str | None) -> tupl
                 pass
 
 
-def _fetch(url: str, local: str | None, out: BinaryIO) -> str:
+def _fetch(url: str, local: str | None, out: BinaryIO,
+           progress: Callable[[int, int | None], None] | None = None) -> str:
     """Write the URL's bytes to `out`; return their SHA-256."""
     import urllib.request
 
     with (open(local, "rb") if local else urllib.request.urlopen(url, timeout=60)) as resp:
         length = None if local else resp.headers.get("Content-Length")
-        digest = hash_stream(resp, out)
+        if progress is None:
+            digest = hash_stream(resp, out)
+        else:
+            size = os.fstat(resp.fileno()).st_size if local else (
+                int(length) if length is not None and length.isdigit() else None)
+            digest = hash_stream(_Counted(resp, progress, size), out)
+            progress(out.tell(), out.tell())  # the last call: done
     # http.client returns a short body when the connection drops early.
     received = out.tell()
     if length is not None and length.isdigit() and received != int(length):
         raise _FetchFailed(f"download incomplete: got {received} of {length} bytes")
     return digest
+
+
+class _Counted:
+    """A stream that tells `progress` how many bytes were read of `size`."""
+
+    def __init__(self, f: BinaryIO, progress: Callable[[int, int | None], None], size: int | None):
+        self.f, self.progress, self.size, self.done = f, progress, size, 0
+        progress(0, size)
+
+    def read(self, n: int = -1) -> bytes:
+        """Read as the stream does, and report."""
+        data = self.f.read(n)
+        self.done += len(data)
+        if data and (self.size is None or self.done < self.size):  # the caller makes the last call
+            self.progress(self.done, self.size)
+        return data

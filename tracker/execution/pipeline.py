@@ -238,7 +238,8 @@ class _Pipeline:
 
         opts = RunOptions(label=label, tags=tags, needed=step.needed, parent=self.parent, step_name=step.link,
                           force_flags=self.opts.force_flags or step.force_flags, on_created=created,
-                          on_start=started, max_parallel=self.opts.max_parallel, fail_fast=self.opts.fail_fast)
+                          on_start=started, max_parallel=self.opts.max_parallel, fail_fast=self.opts.fail_fast,
+                          docker=self.opts.docker)
         # Guild's `isolate-runs` (default yes): the step's dependencies and
         # `--needed` see only this pipeline's runs; `no` leaves the scope the
         # pipeline itself has.

@@ -24,9 +24,12 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Iterator
 
+TYPE_CHECKING = False  # annotations only: importing typing costs every `trk run` 3 ms
+if TYPE_CHECKING:
+    from typing import Iterator
+
+from ..records import record
 from ..store import Run
 
 GRACE_SECONDS = 10.0  # how long a program has after SIGTERM before SIGKILL
@@ -141,7 +144,7 @@ KILL_WAIT_SECONDS = 5.0  # after SIGKILL, how long the supervisor has to record 
 POLL_SECONDS = 0.05
 
 
-@dataclass
+@record
 class StopOutcome:
     """How stopping one run went: its status afterwards and whether SIGKILL was needed."""
 

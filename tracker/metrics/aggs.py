@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass
 
 _F32 = struct.Struct("<f")
 
@@ -18,18 +17,29 @@ def _nanmax(a: float, b: float) -> float:
     return b if b > a or a != a else a
 
 
-@dataclass(slots=True)
 class Agg:
-    """Aggregates of one tag: min and max skip NaN values; sum and avg do not."""
+    """Aggregates of one tag: min and max skip NaN values; sum and avg do not.
 
-    first: float
-    last: float
-    min: float
-    max: float
-    count: int
-    sum: float
-    first_step: int
-    last_step: int
+    A plain slotted class, not a dataclass: the index makes one per stored
+    row, and `dataclasses` (with `inspect`) would cost every `trk run` that
+    parses output scalars 8 ms to import."""
+
+    __slots__ = ("first", "last", "min", "max", "count", "sum", "first_step", "last_step")
+
+    def __init__(self, first: float, last: float, min: float, max: float, count: int,  # noqa: A002
+                 sum: float, first_step: int, last_step: int):  # noqa: A002
+        self.first, self.last, self.min, self.max = first, last, min, max
+        self.count, self.sum, self.first_step, self.last_step = count, sum, first_step, last_step
+
+    def __repr__(self) -> str:
+        return "Agg(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Agg:
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    __hash__ = None  # mutable, compared by value
 
     @property
     def avg(self) -> float:

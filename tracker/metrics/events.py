@@ -15,7 +15,7 @@ import os
 import struct
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from ..records import field, record
 from itertools import count
 
 from .aggs import shortest
@@ -146,7 +146,7 @@ class EventWriter:
             self._f.close()
 
 
-@dataclass
+@record
 class ReadResult:
     """Scalars read from an event file, and where a next read continues."""
     scalars: list = field(default_factory=list)  # (tag, step, value)

@@ -95,6 +95,7 @@ class ScalarIndex:
         self._lock_depth = 0
         self._refreshed: dict[str, tuple[str, str, str | None]] = {}  # rebuilt after a recovery
         self._recovered = False
+        self.progress = None  # called with (runs read, runs to read) while indexing runs
 
     # -- database ---------------------------------------------------------
 
@@ -269,10 +270,17 @@ class ScalarIndex:
             return
         with self.locked():
             stamps = self._stamps([r[0] for r in todo])
-            for run_id, run_dir, stamp in todo:
+            progress = self.progress
+            if progress is not None:
+                progress(0, len(todo))
+            for k, (run_id, run_dir, stamp) in enumerate(todo):
+                if progress is not None and k % 50 == 49:
+                    progress(k + 1, len(todo))
                 if stamp is not None and stamps.get(run_id) == stamp:
                     continue  # another process did it while we waited
                 self._refresh_run(run_id, run_dir, stamp)
+            if progress is not None:
+                progress(len(todo), len(todo))
 
     def _stamps(self, run_ids: list[str]) -> dict[str, str]:
         rows = self.db.execute("SELECT run_id, stamp FROM runs").fetchall()
@@ -356,6 +364,36 @@ class ScalarIndex:
         """{run_id: {(prefix, tag): Agg}} for the given runs."""
         wanted = set(run_ids)
         return self._guard(lambda: self._get(wanted))
+
+    def lasts(self, run_ids: Iterable[str]) -> dict[str, dict[tuple[str, str], float]]:
+        """{run_id: {(prefix, tag): last value}} for the given runs: all that a
+        table of last values needs, without an `Agg` per row (`trk compare`
+        over 100,000 runs reads a third of a million of them)."""
+        wanted = sorted(set(run_ids))
+        return self._guard(lambda: self._lasts(wanted))
+
+    def _lasts(self, ids: list[str]) -> dict[str, dict[tuple[str, str], float]]:
+        sql = ("SELECT a.run_id, f.prefix, a.tag, a.last, a.last_step FROM aggs a "
+               "JOIN files f ON a.run_id = f.run_id AND a.path = f.path WHERE a.run_id IN ({})")
+        out: dict[str, dict[tuple[str, str], float]] = {}
+        steps: dict[tuple[str, str, str], int] = {}
+        nan = float("nan")
+        for k in range(0, len(ids), 500):
+            chunk = ids[k:k + 500]
+            for run_id, prefix, tag, last, step in self.db.execute(sql.format(",".join("?" * len(chunk))), chunk):
+                aggs = out.get(run_id)
+                if aggs is None:
+                    aggs = out[run_id] = {}
+                key = (prefix, tag)
+                step = step or 0
+                if key in aggs:  # the tag in two event files: the later step's value, as Agg.merge keeps
+                    if step < steps.get((run_id, prefix, tag), 0):
+                        continue
+                    steps[(run_id, prefix, tag)] = step
+                elif step:  # (only kept in case the tag comes again: most never do)
+                    steps[(run_id, prefix, tag)] = step
+                aggs[key] = nan if last is None else last
+        return out
 
     def _get(self, wanted: set[str]) -> dict[str, dict[tuple[str, str], Agg]]:
         out: dict[str, dict[tuple[str, str], Agg]] = {}

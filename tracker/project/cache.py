@@ -8,7 +8,10 @@ it `include:`s. A change to any of them makes the entry stale.
 from __future__ import annotations
 
 import os
-from typing import Any
+
+TYPE_CHECKING = False  # annotations only: importing typing costs every `trk run` 3 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 MISS = object()
 _VERSION = 4  # since 3: the signatures of included files, and the entries with their sources; 4: `1e-3` is a float

@@ -16,12 +16,12 @@ project cache, keyed by the script's size, mtime and inode.
 from __future__ import annotations
 
 import ast
-import dataclasses
 import logging
 import os
 import shlex
 from typing import Any
 
+from ..records import fields
 from .flags import FlagConfigError, FlagDef, flagdef_from_config, join_split
 from .loader import OpDef, Project
 
@@ -125,9 +125,9 @@ def _merge(op: OpDef, data: dict, base_dir: str) -> None:
         if own is None:
             merged[name] = imported
             continue
-        for f in dataclasses.fields(FlagDef):
-            if f.name not in ("name", "base_dir") and getattr(own, f.name) == getattr(baseline, f.name):
-                setattr(own, f.name, getattr(imported, f.name))
+        for name in fields(FlagDef):
+            if name not in ("name", "base_dir") and getattr(own, name) == getattr(baseline, name):
+                setattr(own, name, getattr(imported, name))
     op.flags.clear()
     op.flags.update(sorted(merged.items()))
 

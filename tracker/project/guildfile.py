@@ -13,9 +13,12 @@ import copy
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
+TYPE_CHECKING = False  # annotations only: importing typing costs every `trk run` 3 ms
+if TYPE_CHECKING:
+    from typing import Any
+
+from ..records import field, record
 from .extends import INHERITABLE, apply_parent, params_of, resolve_params
 
 TYPES = ("model", "config", "include", "package")
@@ -35,14 +38,14 @@ class Invalid(Exception):
         self.exit_code = exit_code
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class InFile:
     """Leads a key path that lies in a file other than the project file (one it `include:`s)."""
 
     path: str
 
 
-@dataclass
+@record
 class ModelSpec:
     """A model as Guild resolves it: attributes merged, operations with their key paths."""
 

@@ -12,9 +12,12 @@ import fnmatch
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
+TYPE_CHECKING = False  # annotations only: importing typing costs every `trk run` 3 ms
+if TYPE_CHECKING:
+    from typing import Any
+
+from ..records import field, record
 TEXT_EXTS = {".csv", ".md", ".py", ".sh", ".txt"}
 # Extensions Guild treats as binary without reading the file (note `.svg`).
 BINARY_EXTS = {
@@ -27,7 +30,7 @@ _PRINTABLE = bytes(range(32, 127)) + b"\n\r\t\f\b"
 _HIGH = bytes(range(127, 256))
 
 
-@dataclass
+@record
 class Rule:
     """One include or exclude rule: patterns, an optional type and limits."""
 
@@ -149,7 +152,7 @@ class GitIgnoreRule(Rule):
         return (False, f"ignored by {line}") if line else (None, "")
 
 
-@dataclass
+@record
 class FileInfo:
     """A file being considered: its size and, when asked, whether it is text."""
 
@@ -206,7 +209,7 @@ def _decodes(head: bytes) -> bool:
         return e.start >= len(head) - 3  # only a character cut at the end of the sample
 
 
-@dataclass
+@record
 class Decision:
     """Whether one path is part of the snapshot and, when not, why."""
 
@@ -219,7 +222,7 @@ class Decision:
     size: int = 0
 
 
-@dataclass
+@record
 class Selector:
     """Rules applied to one tree, walked in Guild's order (top-down, sorted)."""
 

@@ -12,7 +12,11 @@ import fcntl
 import json
 import os
 import time
-from typing import Any, NamedTuple
+from collections import namedtuple
+
+TYPE_CHECKING = False  # annotations only: importing typing costs every `trk run` 3 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 from ..fsutil import atomic_write, dump_attr
 from .attrs import BadAttrs, FileCheck, metadata_error, read_attrs_dir
@@ -302,23 +306,18 @@ class Run:
         return d
 
 
-class RunRecord(NamedTuple):
+class RunRecord(namedtuple("RunRecord", "id op status label tags parent step started stopped exit_status flags "
+                                      "deps dir")):
     """What a table of many runs needs of one run (`trk compare` at 100,000
-    runs), read from the run index without a Run object or its whole attrs."""
+    runs), read from the run index without a Run object or its whole attrs.
 
-    id: str
-    op: str
-    status: str
-    label: str
-    tags: list
-    parent: str | None
-    step: str | None
-    started: int | None
-    stopped: int | None
-    exit_status: Any
-    flags: dict
-    deps: list
-    dir: str
+    Fields: id, op, status, label (str), tags (list), parent, step (str or
+    None), started, stopped (µs or None), exit_status, flags (dict), deps
+    (list of dicts), dir. (A `collections` namedtuple: `typing.NamedTuple`
+    would cost every `trk run` the import of `typing`.)
+    """
+
+    __slots__ = ()
 
     @classmethod
     def of(cls, run: Run) -> "RunRecord":

@@ -28,7 +28,10 @@ import json
 import os
 import threading
 import time
-from typing import Any, Iterator
+
+TYPE_CHECKING = False  # annotations only: importing typing costs every `trk run` 3 ms
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 from ..fsutil import remove_sqlite
 from .attrs import INO_MASK, SETTLE_NS, BadAttrs, metadata_error, read_attrs_dir, signatures
@@ -173,6 +176,8 @@ class RunIndex:
             for run_id in have - names:
                 changed[run_id] = None
             new = sorted(names - have)
+            if self.progress is not None and new:
+                self.progress(0, len(new))  # the first call: the work's clock starts
             for k, run_id in enumerate(new):
                 changed[run_id] = self._read_row(run_id, place)
                 if self.progress is not None and k % 100 == 99:
@@ -180,6 +185,8 @@ class RunIndex:
                 if len(changed) >= 5000:
                     self._write(changed, place)  # a long first read keeps what it did if interrupted
                     changed = {}
+            if self.progress is not None and new:
+                self.progress(len(new), len(new))  # the last call: the bar ends
         # Runs still running (or with bad metadata, or written just now) change as they go.
         for run_id, ino, ctime, status, bad, *outcome in db.execute(
                 "SELECT id, dir_ino, dir_ctime, status, bad, exit_status, terminated, staged, started FROM runs "
@@ -348,16 +355,16 @@ class RunIndex:
             batch = self.db.execute(base + " AND (sort_key, id) < (?, ?)" + order,
                                     (place, *params, last[-1], last[0])).fetchall()
 
-    def records(self, place: int, run_ids: list[str]) -> list[tuple]:
+    def records(self, place: int, run_ids: list[str], deps: bool = True) -> list[tuple]:
         """For a RunRecord: id, status, bad, dir_ino, op, label, tags, parent,
-        step, started, stopped, exit_status, and the flags and deps attrs as
-        JSON text (SQLite picks them out of the attrs, so Python never parses
-        a whole run's attrs)."""
+        step, started, stopped, exit_status, and the flags and (unless not
+        `deps`: NULL) deps attrs as JSON text (SQLite picks them out of the
+        attrs, so Python never parses a whole run's attrs)."""
         import sqlite3
 
         self.sync(place)
         sql = ("SELECT id, status, bad, dir_ino, op, label, tags, parent, step, started, stopped, exit_status, "
-               "json_extract(attrs, '$.flags'), json_extract(attrs, '$.deps') "
+               "json_extract(attrs, '$.flags'), " + ("json_extract(attrs, '$.deps') " if deps else "NULL ") +
                f"FROM runs LEFT JOIN run_attrs USING (id) WHERE +place = ? AND id IN ({', '.join('?' * len(run_ids))})")
         try:
             return self.db.execute(sql, (place, *run_ids)).fetchall()

@@ -25,9 +25,10 @@ class Comparison:
     """The runs to compare: given Run objects, or every run matching a filter."""
 
     def __init__(self, store: RunStore, runs: Sequence[Run] | None = None, filt: Any = None,
-                 limit: int | None = None):
+                 limit: int | None = None, progress: Any = None):
         """`runs` in the order to show them; else the runs matching `filt`
-        (a select.RunFilter, None: all), newest first, at most `limit`."""
+        (a select.RunFilter, None: all), newest first, at most `limit`;
+        `progress(done, total)` hears how indexing their scalars goes."""
         self.store = store
         self.lineage = Lineage(store)
         self._given: dict[str, RunRecord] = {}
@@ -47,8 +48,10 @@ class Comparison:
             parents -= set(self.ids)
         parents.discard(None)
         self.index = store.scalar_index()
+        self.index.progress = progress
         # Step rows may show their pipeline's scalars: index those pipelines too.
         self.index.refresh(stamps + [(r.id, r.dir, _stamp(r)) for r in store.records(parents).values()])
+        self.index.progress = None  # a page's few upstream runs need no bar
 
     @property
     def warnings(self) -> list[str]:
@@ -95,15 +98,16 @@ class Comparison:
         reach = any((c.kind == "flag" and "." in c.key) or (c.kind == "scalar" and "#" in c.key) for c in cols)
         for k in range(0, len(self.ids), PAGE):
             page_ids = self.ids[k:k + PAGE]
-            page = _Page(self, self._records(page_ids, k == 0), reach, cols)
+            page = _Page(self, self._records(page_ids, k == 0, reach), reach, cols)
             recs = [r for r in map(page.records.get, page_ids) if r is not None]
             yield [r.id[:8] for r in recs], [page.column(recs, c) for c in cols]
 
-    def _records(self, run_ids: list[str], checked: bool) -> dict[str, RunRecord]:
-        """Records of these runs (a run removed meanwhile has none)."""
+    def _records(self, run_ids: list[str], checked: bool, deps: bool = True) -> dict[str, RunRecord]:
+        """Records of these runs (a run removed meanwhile has none); `deps`:
+        with their upstream runs (for columns that reach them)."""
         if self._given:
             return {i: self._given[i] for i in run_ids if i in self._given}
-        return self.store.records(run_ids, checked=checked)
+        return self.store.records(run_ids, checked=checked, deps=deps)
 
 
 class _Page:
@@ -124,6 +128,13 @@ class _Page:
                 step = child.get("step")
                 if isinstance(step, str) and step:
                     self.steps.setdefault(child.parent, {}).setdefault(step, RunRecord.of(child))
+        # Columns of the rows' own last values (the default table) need no
+        # aggregates, nor the pipelines' (`fit#loss` looks there).
+        self.lasts: dict | None = None
+        if all(c.kind != "scalar" or ("#" not in c.key and c.qualifier == "last") for c in cols):
+            self.lasts = cmp.index.lasts(records)
+            self.scalars: dict = {}
+            return
         wanted = set(records) | parent_ids
         upstream = self._upstream_for(cols) if reach else set()
         if upstream:
@@ -154,6 +165,10 @@ class _Page:
                 return [r.flags.get(name) for r in recs]
             return [r.flags[name] if name in r.flags else self._flag(r, name) for r in recs]
         key, qualifier, scalars = col.key, col.qualifier, self.scalars
+        if self.lasts is not None:
+            tag, lasts = ("", key), self.lasts
+            return [v if (v := lasts.get(r.id, _NONE).get(tag)) is not None else lookup(lasts.get(r.id, _NONE), key)
+                    for r in recs]
         if "#" not in key and qualifier == "last":
             tag = ("", key)  # the common case: a run's own last value
             return [agg.last if (agg := scalars.get(r.id, _NONE).get(tag)) is not None

@@ -43,6 +43,10 @@ def run_info(store: RunStore, run: Run) -> dict[str, Any]:
         "host": a.get("host"),
         "pid": a.get("pid"),
     }
+    if a.get("image"):  # a Docker image the operation names (run in it with --docker)
+        info["image"] = a["image"]
+        if a.get("container"):
+            info["container"] = a["container"][:12]
     if run.error:
         info["error"] = run.error
     if a.get("error"):

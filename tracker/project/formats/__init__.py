@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import os
 from importlib import import_module
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # without importing typing (see tracker/fsutil.py)
 if TYPE_CHECKING:
     from ..loader import Model
 

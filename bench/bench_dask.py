@@ -1,0 +1,94 @@
+"""Batch trials through Dask (issue 14). Prints figures; not a test.
+
+    python bench/bench_dask.py
+
+A 100-trial batch of a no-op operation submitted with `--dask` to a
+scheduler and two workers (`--nthreads 1`) on this machine, against the 100
+programs run with `xargs -P 2`; bar: under 3x. The scheduler and workers are
+started here and stopped by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchutil import TRK
+
+PROJECT = """
+noop:
+  exec: python -c pass
+  sourcecode: no
+  flags:
+    i: 0
+"""
+DASK = os.path.join(os.path.dirname(sys.executable), "dask")
+
+
+def _wall(argv, env, cwd) -> float:
+    t = time.perf_counter()
+    subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_cluster(tmp: str) -> tuple[str, list[subprocess.Popen]]:
+    from distributed import Client
+
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    log = open(os.path.join(tmp, "dask.log"), "wb")  # noqa: SIM115  (the cluster's processes write it until stopped)
+    procs = [subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
+                               "--no-dashboard"], stdout=log, stderr=log)]
+    for _ in range(2):
+        procs.append(subprocess.Popen([DASK, "worker", address, "--nworkers", "1", "--nthreads", "1",
+                                       "--no-nanny", "--no-dashboard"], stdout=log, stderr=log))
+    with Client(address, timeout=30, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=30)
+    return address, procs
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="trk-bench-dask-")
+    procs: list[subprocess.Popen] = []
+    try:
+        proj = os.path.join(tmp, "proj")
+        os.makedirs(proj)
+        with open(os.path.join(proj, "guild.yml"), "w") as f:
+            f.write(PROJECT)
+        env = dict(os.environ, TRK_HOME=os.path.join(tmp, "home"))
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        address, procs = _start_cluster(tmp)
+
+        xargs = "seq 100 | xargs -P 2 -I{} python -c pass"
+        bare = min(_wall(["bash", "-c", xargs], env, proj) for _ in range(3))
+        times = []
+        for k in range(2):
+            env["TRK_HOME"] = os.path.join(tmp, f"home-{k}")
+            times.append(_wall([TRK, "run", "noop", "i=range[1:100]", "-y", "-q", "--dask", address], env, proj))
+        dask = min(times)
+        print(f"100-trial no-op batch through Dask (scheduler + 2 workers): {dask:.2f} s; "
+              f"xargs -P 2: {bare:.2f} s; ratio {dask / bare:.2f} (bar < 3)")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+print(f"report: {open('model.txt').read().strip()}")

@@ -1,0 +1,229 @@
+"""Running staged runs on a Dask cluster: trk stages, Dask schedules, workers start.
+
+`trk run ... --dask ADDRESS` makes each run it would start (a single run, a
+pipeline's steps, a batch's trials) as a staged run, then submits one Dask
+task per run that executes `trk run --start RUN` on a worker, against the
+same `$TRK_HOME` on a shared file system. trk does no scheduling of its own;
+the run's lock (`launch.claim_staged`) keeps a task Dask runs twice (after
+a worker died) from starting a run twice. `distributed` is imported only here.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from ..errors import TrkError
+from ..project.loader import OpDef, Project
+from ..store import Run, RunLock, RunStore, now_us
+from .lifecycle import LaunchResult, RunOptions
+
+log = logging.getLogger("trk")
+
+SCHEDULER_ENV = "TRK_DASK_SCHEDULER"
+IN_FLIGHT = 256  # trials or DAG steps submitted at once: Dask queues them, the cluster decides
+STAGE_AT_ONCE = 4  # trials staged at once (file writes: a few at a time hide the file system's latency)
+POLL_SECONDS = 0.25
+CONNECT_SECONDS = 10
+
+
+def scheduler_address(option: str | None) -> str | None:
+    """The scheduler to submit to: `--dask`, else `$TRK_DASK_SCHEDULER`, else None (run here)."""
+    return option or os.environ.get(SCHEDULER_ENV) or None
+
+
+def start_staged(run_id: str, home: str) -> dict[str, Any]:
+    """The Dask task: start staged run `run_id` with `trk run --start` on this worker.
+
+    Runs on the worker, so it imports nothing of trk: the subprocess does the
+    work (argv list, no shell). `$TRK_DASK_SCHEDULER` is dropped from its
+    environment, or the worker would submit the run to Dask again.
+    """
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != SCHEDULER_ENV}
+    env["TRK_HOME"] = home
+    p = subprocess.run([sys.executable, "-m", "tracker", "run", "--start", run_id, "-q"], env=env,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                       check=False)  # its exit status is reported, and the run says how it ended
+    try:
+        from distributed import get_worker
+
+        worker = get_worker().address
+    except (ImportError, ValueError):
+        worker = os.uname().nodename
+    return {"exit_code": p.returncode, "stderr": p.stderr[-2000:], "worker": worker}
+
+
+class DaskSubmitter:
+    """Submits staged runs to one Dask scheduler and waits for them; `launch` is
+    what a batch or a pipeline calls instead of running a trial or step here."""
+
+    def __init__(self, store: RunStore, address: str, retries: int = 0):
+        if retries < 0:
+            raise TrkError(f"--retries must be at least 0, not {retries}", exit_code=2)
+        try:
+            from distributed import Client
+        except ImportError:
+            raise TrkError("--dask needs Dask's 'distributed' package",
+                           "Install it with 'pip install trk[dask]'.") from None
+        self.store, self.address, self.retries = store, address, retries
+        try:
+            _probe(address)
+            self.client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as e:
+            raise TrkError(f"cannot reach the Dask scheduler at {address}: {e}",
+                           f"Start one with 'dask scheduler', or check --dask / ${SCHEDULER_ENV}.") from None
+        self._staging = threading.Semaphore(STAGE_AT_ONCE)
+
+    def close(self) -> None:
+        """Disconnect from the scheduler."""
+        self.client.close()
+
+    def launch(self, store: RunStore, project: Project, op: OpDef, flags: dict[str, Any],
+               opts: RunOptions | None = None, sinks: Any = None, extra: dict[str, Any] | None = None) -> LaunchResult:
+        """Stage `op` as a run (a stepped op: its parent, run whole on the worker), submit it, wait for it."""
+        from .launch import launch
+
+        staged_opts = copy.copy(opts or RunOptions())  # the caller's options, staging instead of running
+        staged_opts.stage = True
+        with self._staging:
+            result = launch(store, project, op, flags, staged_opts, sinks, extra)
+        if result.reused or result.run is None:
+            return result
+        return self.run_staged(result.run)
+
+    def run_staged(self, run: Run) -> LaunchResult:
+        """Submit staged `run` and wait; re-stage and submit it again after a
+        failure, `retries` times at most. The exit code is the run's."""
+        attempt = 0
+        while True:
+            why = self._submit_and_wait(run, attempt)
+            if why == "stopped":
+                return LaunchResult(self._fresh(run), -2, error=f"stopped waiting for run {run.short_id}")
+            fresh = self._fresh(run)
+            status = fresh.status
+            if status == "completed":
+                return LaunchResult(fresh, 0)
+            why = why or fresh.get("error") or f"it ended {status}"
+            if attempt >= self.retries:
+                code = fresh.get("exit_status")
+                code = code if isinstance(code, int) and code > 0 else 1  # a dead worker's run: a failed trial
+                return LaunchResult(fresh, code, error=f"run {run.short_id} {status} on Dask: {why}")
+            attempt += 1
+            log.info(f"retrying run {run.short_id} ({status}: {why}), attempt {attempt + 1} of {self.retries + 1}")
+            restage(fresh, f"trk: retry {attempt} of {self.retries} after the run ended {status}: {why}")
+
+    def _submit_and_wait(self, run: Run, attempt: int) -> str | None:
+        """Run one attempt of `run` on the cluster. Returns None, "stopped" when
+        Ctrl-C came, or what went wrong that the run itself does not say."""
+        from distributed import TimeoutError as DaskTimeout
+
+        from .stop import stop_on_signals
+
+        future = self.client.submit(start_staged, run.id, self.store.home, key=f"trk-start-{run.id}-{attempt}",
+                                    pure=False)
+        done = threading.Event()
+        # Told when it ends, rather than asking: a hundred waiting trials must
+        # not keep the client's event loop busy answering "not yet".
+        future.add_done_callback(lambda _: done.set())
+        with stop_on_signals() as interruption:  # in a worker thread: the main thread's Ctrl-C
+            try:
+                while not done.wait(POLL_SECONDS):
+                    if interruption.stopping:
+                        break
+            except KeyboardInterrupt:
+                pass
+            if not done.is_set():
+                future.cancel()  # still queued: it stays staged (`trk queue run` can start it)
+                return "stopped"
+            try:
+                outcome = future.result(timeout=CONNECT_SECONDS)
+            except (TimeoutError, DaskTimeout) as e:
+                outcome = {"exit_code": None, "stderr": f"no result from Dask: {e}", "worker": None}
+            except Exception as e:  # noqa: BLE001  (what the task raised: KilledWorker when its workers died)
+                outcome = {"exit_code": None, "stderr": f"{type(e).__name__}: {e}", "worker": None}
+        fresh = self._fresh(run)
+        if outcome.get("worker"):
+            fresh.write_attr("dask_worker", outcome["worker"])
+        while fresh.refresh_status() == "running":
+            # Started by an earlier try of this task whose worker died while trk
+            # itself lives on: the run is still its supervisor's; wait for it.
+            time.sleep(POLL_SECONDS)
+            fresh = self._fresh(run)
+        return _settle(fresh, outcome)
+
+    def _fresh(self, run: Run) -> Run:
+        """`run` read again from the store (its attrs changed in another process)."""
+        found = self.store.by_ids([run.id])
+        return found[0] if found else Run(run.id, run.dir)
+
+
+def _probe(address: str) -> None:
+    """Connect to a `tcp://HOST:PORT` scheduler once: a refused connection fails
+    at once (Dask's client would retry until its timeout)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else "tcp://" + address)
+    if parts.scheme != "tcp" or not parts.hostname or not parts.port:
+        return  # other transports (tls://, ucx://...): the client reports their errors
+    socket.create_connection((parts.hostname, parts.port), timeout=CONNECT_SECONDS).close()
+
+
+def _settle(run: Run, outcome: dict[str, Any]) -> str | None:
+    """Record an outcome the run could not write itself: its supervisor died
+    with its worker (terminated), or trk on the worker never started it."""
+    status = run.status
+    err = (outcome.get("stderr") or "").strip().splitlines()
+    last = err[-1] if err else f"exit status {outcome.get('exit_code')}"
+    if status not in ("terminated", "staged") or "exit_status" in run.attrs:
+        return None
+    held = RunLock(run.lock_path)
+    if not held.try_acquire():
+        return None  # another process took it meanwhile: it writes the outcome
+    try:
+        if status == "staged":
+            why = f"trk on Dask worker {outcome.get('worker') or '?'} could not start it: {last}"
+            run.fail(why + " (is $TRK_HOME the same path on the workers' shared file system?)")
+            return why
+        why = "its supervisor died (Dask worker lost)"
+        run.write_attr("error", why)
+        run.terminate()
+        return why
+    finally:
+        held.release()
+
+
+def restage(run: Run, note: str) -> None:
+    """Make a finished run staged again, in its own directory, for another attempt."""
+    held = RunLock(run.lock_path)
+    if not held.try_acquire():
+        raise TrkError(f"run {run.short_id} is running: cannot stage it again")
+    try:
+        run.clear_outcome()
+        run.del_attr("started")
+        run.write_attr("attempt", int(run.get("attempt") or 1) + 1)
+        with open(run.output_path, "ab") as f:  # the output of every attempt stays, in order
+            f.write(note.encode() + b"\n")
+        run.write_attr("staged", now_us())
+    finally:
+        held.release()
+
+
+def run_on_dask(store: RunStore, project: Project, op: OpDef, flags: dict[str, Any], opts: RunOptions,
+                sinks: Any, extra: dict[str, Any], submitter: DaskSubmitter) -> LaunchResult:
+    """`trk run OP --dask`: a pipeline's parent runs here and submits each
+    step when its upstream steps are done; any other run is submitted whole."""
+    if op.is_stepped:
+        from .pipeline import run_pipeline
+
+        if opts.max_parallel is None:
+            opts.max_parallel = IN_FLIGHT  # the cluster decides how many run at once
+        return run_pipeline(store, project, op, flags, opts, sinks, extra, submitter.launch)
+    return submitter.launch(store, project, op, flags, opts, sinks, extra)
