@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tracker.cli.quickrun import parse
-from tracker.records import field, fields, record
+from tracker.records import field, fields, record, replace
 
 
 def _imported(trk, project, *args) -> tuple[subprocess.CompletedProcess, set[str]]:
@@ -111,6 +111,8 @@ def test_record_init_defaults_eq_repr():
     assert _Point(1) != _Point(2)
     assert repr(_Point(1, 2)) == "_Point(x=1, y=2, tags=[])"
     assert fields(_Point) == ("x", "y", "tags", "hidden")
+    moved = replace(_Point(1, 5, ["t"]), y=7)
+    assert (moved.x, moved.y, moved.tags) == (1, 7, ["t"])
     with pytest.raises(TypeError):
         _Point()
     with pytest.raises(TypeError):

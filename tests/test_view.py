@@ -367,7 +367,7 @@ def test_browser_pages(server, browser):
     assert {a.text for a in links} == {u["short_id"] for u in server.get(f"/api/runs/{evaluate['id']}")["upstream"]}
     _wait(d, lambda: "acc: 0.75" in d.find_element(By.ID, "output").text, what="the output")
     _shot(d, "run")
-    d.find_element(By.CSS_SELECTOR, "[data-file='evaluate.py']").click()
+    _wait(d, lambda: d.find_elements(By.CSS_SELECTOR, "[data-file='evaluate.py']"), what="the run's files")[0].click()
     _wait(d, lambda: "acc" in d.find_element(By.ID, "file-text").text, what="a file's text")
 
     # Select the two trainings, plot them: one chart per tag, two lines each.

@@ -31,6 +31,11 @@ def fields(cls) -> tuple[str, ...]:
     return cls.__record_fields__
 
 
+def replace(obj, **changes):
+    """A copy of the `@record` instance `obj` with `changes` (as `dataclasses.replace`)."""
+    return type(obj)(**{**{n: getattr(obj, n) for n in fields(type(obj))}, **changes})
+
+
 def record(cls=None, *, frozen: bool = False):
     """Make `cls` a data class of its annotated fields (see the module docstring)."""
     if cls is None:

@@ -192,7 +192,7 @@ def _stream(st, filt, deleted: bool, short: bool, colour: bool = False) -> None:
     out as `run_lines` does, with column widths from the index."""
     op_width, status_width = st.widths(filt, deleted=deleted)
     if not deleted and (not filt.statuses or "running" in filt.statuses):
-        from dataclasses import replace
+        from tracker.records import replace
 
         if st.count(replace(filt, statuses=["running"])):  # live runs show their elapsed time
             status_width = max(status_width, RUNNING_WIDTH)

@@ -37,27 +37,92 @@ def scheduler_address(option: str | None) -> str | None:
 
 
 def start_staged(run_id: str, home: str) -> dict[str, Any]:
-    """The Dask task: start staged run `run_id` with `trk run --start` on this worker.
+    """The Dask task: start staged run `run_id` (`trk run --start RUN`) on this worker.
 
-    Runs on the worker, so it imports nothing of trk: the subprocess does the
-    work (argv list, no shell). `$TRK_DASK_SCHEDULER` is dropped from its
-    environment, or the worker would submit the run to Dask again.
+    The run gets a supervisor process of its own, as a local run does (its
+    pid is the run's, so `trk stop` stops it and never the worker): forked
+    from the worker where the system has fork, so it starts with trk already
+    imported (a new Python would spend most of a short trial starting up),
+    else a new `python -m tracker` (argv list, no shell). `$TRK_DASK_SCHEDULER`
+    is dropped from its environment, or it would submit the run to Dask again.
     """
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != SCHEDULER_ENV}
-    env["TRK_HOME"] = home
-    p = subprocess.run([sys.executable, "-m", "tracker", "run", "--start", run_id, "-q"], env=env,
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                       check=False)  # its exit status is reported, and the run says how it ended
+    argv = ["run", "--start", run_id, "-q"]
+    if hasattr(os, "fork"):
+        code, err = _forked(argv, home)
+    else:
+        code, err = _spawned(argv, home)
     try:
         from distributed import get_worker
 
         worker = get_worker().address
     except (ImportError, ValueError):
         worker = os.uname().nodename
-    return {"exit_code": p.returncode, "stderr": p.stderr[-2000:], "worker": worker}
+    return {"exit_code": code, "stderr": err[-2000:], "worker": worker}
+
+
+def _spawned(argv: list[str], home: str) -> tuple[int, str]:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != SCHEDULER_ENV}
+    env["TRK_HOME"] = home
+    p = subprocess.run([sys.executable, "-m", "tracker", *argv], env=env, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+    return p.returncode, p.stderr  # its exit status is reported, and the run says how it ended
+
+
+def _preload() -> None:
+    """Import what starting a run needs, once per worker, before forking: the
+    children inherit it instead of each importing it again."""
+    import importlib
+
+    for name in ("logging", "tracker.execution.launch", "tracker.execution.process", "tracker.metrics.output",
+                 "tracker.project.resolve", "tracker.project.sourcecode", "tracker.store.select",
+                 "tracker.cli.progress"):
+        importlib.import_module(name)
+
+
+def _forked(argv: list[str], home: str) -> tuple[int, str]:
+    """`trk <argv>` in a child forked from this (worker) process: the exit
+    code and what it wrote to stderr."""
+    import sys
+
+    from ..cli import quickrun
+
+    _preload()
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: only this thread exists here; it never returns into the worker
+        code = 1
+        try:
+            os.close(read_end)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            os.dup2(devnull, 0)
+            os.dup2(devnull, 1)
+            os.dup2(write_end, 2)
+            os.environ.pop(SCHEDULER_ENV, None)
+            os.environ["TRK_HOME"] = home
+            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115  (the worker's streams are not ours)
+            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+            try:
+                result = quickrun.quick_run(argv[1:])
+                if result is None:  # not the quick path's (TRK_DOCKER...): the whole CLI, in this process
+                    os.execv(sys.executable, [sys.executable, "-m", "tracker", *argv])
+                code = result
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    chunks = []
+    with open(read_end, "rb") as f:
+        while chunk := f.read(65536):
+            chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode(errors="replace")
 
 
 class DaskSubmitter:
@@ -159,9 +224,9 @@ class DaskSubmitter:
         return _settle(fresh, outcome)
 
     def _fresh(self, run: Run) -> Run:
-        """`run` read again from the store (its attrs changed in another process)."""
-        found = self.store.by_ids([run.id])
-        return found[0] if found else Run(run.id, run.dir)
+        """`run` read again from its files: another process (the worker's) changed
+        it, and this long-lived process's run index synced once, at its start."""
+        return Run(run.id, run.dir, on_write=self.store.touched)
 
 
 def _probe(address: str) -> None:

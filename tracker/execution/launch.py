@@ -145,7 +145,7 @@ def relaunch(store: RunStore, run: Run | str, opts: RunOptions | None = None, si
         from ..project.loader import load
         from ..project.resolve import resolve
 
-        project = load(opref["project"])
+        project = load(opref["project"], cache_dir=store.project_cache_dir)
         op = resolve(project, f"{opref.get('model') or ''}:{opref['op']}")  # ':op' is the anonymous model's
         if assigns or opts.label is not None:
             from .restart import apply_restart_changes
