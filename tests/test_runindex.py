@@ -152,3 +152,21 @@ def test_a_run_trk_publishes_needs_no_relisting(trk, trk_home, project):
     assert db.execute("SELECT count(*) FROM runs WHERE op = 'echo'").fetchone() == (1,)
     assert not [n for n in os.listdir(trk_home / "runs") if n.startswith(".")]  # made in staging/, not runs/
     assert lines(trk)[0].startswith("[1]  echo")
+
+
+def test_live_status_filters_use_the_index_of_open_runs(trk_home):
+    ids = make_runs(trk_home, 30, settle=False)
+    store = RunStore(str(trk_home))
+    staged, _ = store.new_run()
+    for name, value in (("id", staged.id), ("op", "train"), ("flags", {}), ("initialized", now_us()),
+                        ("staged", now_us())):
+        staged.write_attr(name, value)
+    store.publish(staged)
+    assert store.count(RunFilter(statuses=["staged"])) == 1
+    assert store.count(RunFilter(statuses=["running", "staged"])) == 1
+    assert store.count(RunFilter(statuses=["completed"])) == len([i for i in range(30) if i % 7])
+    where, params = RunFilter(statuses=["running"]).sql()
+    plan = store.index.db.execute(f"EXPLAIN QUERY PLAN SELECT count(*) FROM runs WHERE place = 0 AND ({where})",
+                                  params).fetchall()
+    assert "runs_open" in str(plan)  # not a walk over every run (100,000 at scale)
+    assert len(ids) == 30

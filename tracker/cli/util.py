@@ -6,6 +6,8 @@ from typing import Callable
 
 import click
 
+from tracker.display import format_time
+
 STATUS_FLAGS = ("completed", "error", "terminated", "running", "staged")
 
 
@@ -104,8 +106,6 @@ def select_runs(st, specs, filt, default: str = "all", deleted: bool = False, to
 
 def line_cells(index, op: str, sort_key, status: str, tags: list[str], label: str, short: bool) -> list[str]:
     """The cells of a Guild-style listing line: `[N]  op  started  status  tags label`."""
-    from tracker.display import format_time
-
     cells = [f"[{index}]", op]
     if not short:
         cells.append(format_time(sort_key))

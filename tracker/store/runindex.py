@@ -47,6 +47,9 @@ SUMMARY = ("op", "label", "tags", "parent", "step", "started", "initialized", "s
            "terminated", "staged")
 _ROW = "id, dir_ino, dir_ctime, file_sigs, attrs, bad, status, " + ", ".join(SUMMARY) + ", sort_key"
 
+# Rows that may still change (running, staged, damaged, just written): the
+# partial index runs_open finds them, for syncs and for filters on live statuses.
+OPEN_ROWS = "exit_status IS NULL OR bad IS NOT NULL OR dir_ino IS NULL"
 _SCHEMA = f"""
 CREATE TABLE runs (
     id TEXT PRIMARY KEY, place INTEGER NOT NULL, dir_ino INTEGER, dir_ctime INTEGER,
@@ -57,7 +60,7 @@ CREATE INDEX runs_order ON runs (place, sort_key DESC, id DESC);
 CREATE INDEX runs_op ON runs (place, op, sort_key DESC);
 CREATE INDEX runs_parent ON runs (parent);
 CREATE INDEX runs_flags ON runs (op, flags_key);
-CREATE INDEX runs_open ON runs (place) WHERE exit_status IS NULL OR bad IS NOT NULL OR dir_ino IS NULL;
+CREATE INDEX runs_open ON runs (place) WHERE {OPEN_ROWS};
 CREATE TABLE places (place INTEGER PRIMARY KEY, ino INTEGER, mtime INTEGER);
 -- Apart from the rows listings scan, so a listing never reads them.
 CREATE TABLE run_attrs (id TEXT PRIMARY KEY, file_sigs BLOB, attrs TEXT);
@@ -190,7 +193,7 @@ class RunIndex:
         # Runs still running (or with bad metadata, or written just now) change as they go.
         for run_id, ino, ctime, status, bad, *outcome in db.execute(
                 "SELECT id, dir_ino, dir_ctime, status, bad, exit_status, terminated, staged, started FROM runs "
-                "WHERE place = ? AND (exit_status IS NULL OR bad IS NOT NULL OR dir_ino IS NULL)",
+                f"WHERE place = ? AND ({OPEN_ROWS})",
                 (place,)).fetchall():
             if run_id in changed:
                 continue

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 from ..errors import RunSpecError
 from ..records import record
 from .run import Run
+from .runindex import OPEN_ROWS
 
 _RANGE = re.compile(r"^(\d*):(\d*)$")
 
@@ -87,6 +88,8 @@ class RunFilter:
         if self.statuses:
             conds.append(f"status IN ({', '.join('?' * len(self.statuses))})")
             params += list(self.statuses)
+            if set(self.statuses) <= {"running", "staged"}:  # runs not finished: found by the index runs_open
+                conds.append(OPEN_ROWS)  # (verbatim: SQLite uses a partial index only for its own condition)
         if self.parent is not None:
             conds.append("parent = ?")
             params.append(self.parent)
