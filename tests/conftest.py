@@ -50,6 +50,32 @@ class Trk:
     def popen(self, *args: str, cwd=None, **kw) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "tracker", *args], cwd=cwd, env=self.env(), **kw)
 
+    def on_terminal(self, *args: str, cwd=None, stdout_too: bool = True, timeout: float = 60,
+                    **env: str) -> tuple[int, str, str]:
+        """Run trk with stderr (and, with `stdout_too`, stdout) on a pseudo-terminal:
+        (exit code, stdout when not on the terminal, what the terminal showed)."""
+        import pty
+        import tempfile
+
+        master, slave = pty.openpty()
+        with tempfile.TemporaryFile() as out:
+            p = subprocess.Popen([sys.executable, "-m", "tracker", *args], stdout=slave if stdout_too else out,
+                                 stderr=slave, stdin=subprocess.DEVNULL, cwd=cwd, env=dict(self.env(), **env))
+            os.close(slave)
+            drawn = b""
+            while True:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # the terminal closed
+                    break
+                if not chunk:
+                    break
+                drawn += chunk
+            p.wait(timeout=timeout)
+            os.close(master)
+            out.seek(0)
+            return p.returncode, out.read().decode(), drawn.decode()
+
 
 @pytest.fixture
 def trk(trk_home):

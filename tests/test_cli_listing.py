@@ -4,10 +4,7 @@ tabulate's formats (`--fmt`), and statuses coloured on a terminal only."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 
 import pytest
@@ -15,24 +12,7 @@ import pytest
 
 def on_terminal(trk, *args, cwd=None, **env):
     """Run trk with stdout (and stderr) on a pseudo-terminal; what it drew."""
-    import pty
-
-    master, slave = pty.openpty()
-    p = subprocess.Popen([sys.executable, "-m", "tracker", *args], stdout=slave, stderr=slave, cwd=cwd,
-                         env=dict(trk.env(), TRK_NO_PAGER="1", **env))
-    os.close(slave)
-    out = b""
-    while True:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # the terminal closed
-            break
-        if not chunk:
-            break
-        out += chunk
-    p.wait(timeout=60)
-    os.close(master)
-    return out.decode()
+    return trk.on_terminal(*args, cwd=cwd, TRK_NO_PAGER="1", **env)[2]
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -15,27 +13,7 @@ import pytest
 
 def stderr_on_terminal(trk, *args, cwd=None) -> tuple[int, str, str]:
     """Run trk with stderr on a pseudo-terminal; (exit code, stdout, what stderr drew)."""
-    import pty
-    import tempfile
-
-    master, slave = pty.openpty()
-    with tempfile.TemporaryFile() as out:
-        p = subprocess.Popen([sys.executable, "-m", "tracker", *args], stdout=out, stderr=slave,
-                             stdin=subprocess.DEVNULL, cwd=cwd, env=trk.env())
-        os.close(slave)
-        drawn = b""
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # the terminal closed
-                break
-            if not chunk:
-                break
-            drawn += chunk
-        p.wait(timeout=120)
-        os.close(master)
-        out.seek(0)
-        return p.returncode, out.read().decode(), drawn.decode()
+    return trk.on_terminal(*args, cwd=cwd, stdout_too=False, timeout=120)
 
 
 def assert_bar(drawn: str, label: str) -> None:

@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 
@@ -330,11 +329,6 @@ def test_mistakes_get_a_suggestion(trk):
 
 
 def test_runs_colour_statuses_on_a_terminal_only(trk, tmp_path):
-    import os
-    import pty
-    import subprocess
-    import sys
-
     proj = tmp_path / "p"
     proj.mkdir()
     (proj / "trk.yml").write_text("ok:\n  exec: python -c pass\nbad:\n  exec: python -c 'raise SystemExit(3)'\n")
@@ -343,22 +337,7 @@ def test_runs_colour_statuses_on_a_terminal_only(trk, tmp_path):
     assert "\x1b[" not in trk("runs").stdout  # a pipe: plain text
 
     def on_terminal(*args, **env):
-        master, slave = pty.openpty()
-        e = dict(trk.env(), **env)
-        p = subprocess.Popen([sys.executable, "-m", "tracker", *args], stdout=slave, stderr=slave, env=e)
-        os.close(slave)
-        out = b""
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # the terminal closed
-                break
-            if not chunk:
-                break
-            out += chunk
-        p.wait(timeout=30)
-        os.close(master)
-        return out.decode()
+        return trk.on_terminal(*args, timeout=30, **env)[2]
 
     coloured = on_terminal("runs", "-s")
     assert "\x1b[31merror" in coloured and "\x1b[32mcompleted" in coloured
