@@ -58,20 +58,11 @@ def flag_attrs(action: argparse.Action, warnings: list[str]) -> dict | None:
     if action.nargs in ("+", "*") or (isinstance(action.nargs, int) and action.nargs > 1):
         attrs["arg-split"] = True
         if isinstance(attrs.get("default"), list):
-            import shlex
+            # (`-m tracker.project.argparse_probe` has imported the project package already)
+            from .flagvalues import join_split
 
-            attrs["default"] = " ".join(shlex.quote(_item(v)) for v in attrs["default"])
+            attrs["default"] = join_split(attrs["default"], True)
     return {"name": name, "attrs": attrs}
-
-
-def _item(value) -> str:
-    if value is True:
-        return "yes"
-    if value is False:
-        return "no"
-    if value is None:
-        return "null"
-    return value if isinstance(value, str) else repr(value) if isinstance(value, float) else str(value)
 
 
 def _json_value(value, name: str, warnings: list[str]):
