@@ -97,3 +97,12 @@ def test_parsed_project_is_cached_and_invalidated(tmp_path):
     f.write_text("b:\n  exec: echo b\n  flags: [x\n")
     with pytest.raises(ProjectError, match="trk.yml, line"):
         projmod.load(proj, cache_dir=str(cache))
+
+
+def test_find_cycle_names_the_closing_need_and_the_loop():
+    from tracker.project.formats.cycles import find_cycle
+
+    assert find_cycle({"a": ["b"], "b": ["c"], "c": []}) is None
+    assert find_cycle({"a": ["b"], "b": ["c"], "c": ["a"]}) == ("c", ["a", "b", "c", "a"])
+    assert find_cycle({"x": [], "a": ["b"], "b": ["b"]}) == ("b", ["b", "b"])
+    assert find_cycle({"a": ["b", "c"], "b": [], "c": ["d"], "d": ["c"]}) == ("d", ["c", "d", "c"])

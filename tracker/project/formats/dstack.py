@@ -19,6 +19,7 @@ from typing import Any
 from ..flags import FlagConfigError, flagdefs_from_config
 from ..guildfile import InFile
 from ..loader import Model, OpDef
+from .cycles import find_cycle
 from .yamldoc import YamlDoc
 
 WORKFLOW_KEYS = {"name", "image", "commands", "depends-on", "artifacts", "help"}
@@ -227,22 +228,11 @@ def _assigned(name: str, script: str) -> bool:
 
 
 def _check_cycles(doc: YamlDoc, workflows: dict[str, _Workflow]) -> None:
-    state: dict[str, int] = {}
-
-    def visit(name: str, path: list[str]) -> None:
-        state[name] = 1
-        for dep in workflows[name].needs:
-            if state.get(dep) == 1:
-                cycle = path[path.index(dep):] + [dep]
-                raise doc.error(workflows[name].keys + ("depends-on",),
-                                "workflows depend on each other in a cycle: " + " -> ".join(cycle))
-            if dep not in state:
-                visit(dep, path + [dep])
-        state[name] = 2
-
-    for name in workflows:
-        if name not in state:
-            visit(name, [name])
+    found = find_cycle({name: wf.needs for name, wf in workflows.items()})
+    if found:
+        name, cycle = found
+        raise doc.error(workflows[name].keys + ("depends-on",),
+                        "workflows depend on each other in a cycle: " + " -> ".join(cycle))
 
 
 # -- operations -------------------------------------------------------------

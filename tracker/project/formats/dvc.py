@@ -18,6 +18,7 @@ from typing import Any
 
 from ...errors import ProjectError
 from ...fsutil import is_inside
+from .cycles import find_cycle
 from .dvc_params import DEFAULT_PARAMS, flatten, get_key, is_missing, read_params_file
 from .dvc_template import TemplateError, expand_foreach, interpolate, load_vars
 
@@ -359,19 +360,8 @@ def _link(pipeline: Pipeline) -> None:
                 if (dep == out or dep.startswith(out + "/") or out.startswith(dep + "/")) and name not in ups:
                     ups.append(name)
         pipeline.upstream[stage.name] = ups
-    state: dict[str, int] = {}
-
-    def visit(name: str, path: list[str]) -> None:
-        state[name] = 1
-        for up in pipeline.upstream[name]:
-            if state.get(up) == 1:
-                cycle = path[path.index(up):] + [up]
-                raise TemplateError(pipeline.stages[name].keypath + ("deps",),
-                                    "stages form a cycle: " + " -> ".join(reversed(cycle)))
-            if up not in state:
-                visit(up, path + [up])
-        state[name] = 2
-
-    for name in pipeline.stages:
-        if name not in state:
-            visit(name, [name])
+    found = find_cycle(pipeline.upstream)
+    if found:
+        name, cycle = found
+        raise TemplateError(pipeline.stages[name].keypath + ("deps",),
+                            "stages form a cycle: " + " -> ".join(reversed(cycle)))

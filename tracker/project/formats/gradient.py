@@ -20,6 +20,7 @@ from typing import Any
 from ..flags import FlagConfigError, flagdefs_from_config
 from ..guildfile import InFile
 from ..loader import Model, OpDef
+from .cycles import find_cycle
 from .yamldoc import YamlDoc
 
 FILE_KEYS = {"defaults", "inputs", "jobs", "on", "context"}
@@ -128,21 +129,10 @@ class _Workflow:
         return list(dict.fromkeys(needs))
 
     def _check_cycles(self) -> None:
-        state: dict[str, int] = {}
-
-        def visit(job: str, path: list[str]) -> None:
-            state[job] = 1
-            for n in self.needs[job]:
-                if state.get(n) == 1:
-                    raise self.doc.error(("jobs", job, "needs"), "jobs need each other in a cycle: "
-                                         + " -> ".join(path[path.index(n):] + [n]))
-                if n not in state:
-                    visit(n, path + [n])
-            state[job] = 2
-
-        for job in self.jobs:
-            if job not in state:
-                visit(job, [job])
+        found = find_cycle(self.needs)
+        if found:
+            job, cycle = found
+            raise self.doc.error(("jobs", job, "needs"), "jobs need each other in a cycle: " + " -> ".join(cycle))
 
     # -- operations ---------------------------------------------------------
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..flags import format_value
 from ..loader import Model, OpDef
+from .cycles import find_cycle
 from .valohai_command import ValohaiOp
 
 PIPELINE_KEYS = {"name", "nodes", "edges"}
@@ -130,21 +131,9 @@ def _has_input(step: ValohaiOp, name: str) -> bool:
 
 
 def _check_cycle(reader, name: str, needs: dict[str, list[str]], at: tuple) -> None:
-    state: dict[str, int] = {}
-
-    def visit(node: str, chain: list[str]) -> None:
-        if state.get(node) == 2:
-            return
-        if state.get(node) == 1:
-            loop = chain[chain.index(node):] + [node]
-            raise reader.error(at, f"the edges of pipeline '{name}' make a cycle: {' -> '.join(loop)}")
-        state[node] = 1
-        for up in needs[node]:
-            visit(up, chain + [node])
-        state[node] = 2
-
-    for node in needs:
-        visit(node, [])
+    found = find_cycle(needs)
+    if found:
+        raise reader.error(at, f"the edges of pipeline '{name}' make a cycle: {' -> '.join(found[1])}")
 
 
 def _fed_copy(step: ValohaiOp, name: str, feeds: dict[str, list[tuple[str, str]]], op_of) -> ValohaiOp:
