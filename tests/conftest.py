@@ -21,12 +21,23 @@ def trk_home(tmp_path, monkeypatch):
     return home
 
 
+def copy_sample(tmp_path: Path, name: str, dest: str | None = None, symlinks: bool = False) -> Path:
+    """A copy of sample-projects/NAME (`guild/deps`...) under `tmp_path`, as
+    DEST (default: NAME's last part), that a test may change."""
+    to = tmp_path / (dest or name.rsplit("/", 1)[-1])
+    shutil.copytree(SAMPLES / name, to, symlinks=symlinks)
+    return to
+
+
+def by_op(runs: list[dict]) -> dict:
+    """`trk runs --json` rows by operation (the newest of each)."""
+    return {r.get("op"): r for r in runs}
+
+
 @pytest.fixture
 def project(tmp_path):
     """A copy of sample-projects/basics that a test may change."""
-    dest = tmp_path / "basics"
-    shutil.copytree(SAMPLES / "basics", dest)
-    return dest
+    return copy_sample(tmp_path, "basics")
 
 
 class Trk:

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
-from tests.conftest import SAMPLES
+from tests.conftest import copy_sample
 from tracker.errors import OpError
 from tracker.project.trials import Dist, dimension, expand, read_batch_file
 
 
 @pytest.fixture
 def proj(tmp_path):
-    dest = tmp_path / "batch"
-    shutil.copytree(SAMPLES / "batch", dest)
-    return dest
+    return copy_sample(tmp_path, "batch")
 
 
 def _runs(trk, *args):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLES
+from .conftest import copy_sample
 
 # A test dependency (the `test` extra): missing, these tests skip, except under CI where they must run.
 distributed = __import__("distributed") if os.environ.get("CI") else pytest.importorskip("distributed")
@@ -97,9 +97,7 @@ def cluster(tmp_path_factory):
 @pytest.fixture
 def proj(tmp_path, cluster):
     cluster.ensure_workers(2)  # a test before may have killed one
-    dest = tmp_path / "dask"
-    shutil.copytree(SAMPLES / "dask", dest)
-    return dest
+    return copy_sample(tmp_path, "dask")
 
 
 def _runs(trk) -> list[dict]:

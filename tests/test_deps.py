@@ -4,19 +4,16 @@ import hashlib
 import http.server
 import json
 import os
-import shutil
 import threading
 
 import pytest
 
-from tests.conftest import SAMPLES
+from tests.conftest import copy_sample
 
 
 @pytest.fixture
 def pipeline(tmp_path):
-    dest = tmp_path / "pipeline"
-    shutil.copytree(SAMPLES / "pipeline", dest)
-    return dest
+    return copy_sample(tmp_path, "pipeline")
 
 
 def info(trk, spec="1"):

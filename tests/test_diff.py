@@ -1,13 +1,11 @@
 """`trk diff` shows flags, source, dependencies and scalars that differ."""
 
-import shutil
 
-from tests.conftest import SAMPLES
+from tests.conftest import copy_sample
 
 
 def test_diff(trk, tmp_path):
-    proj = tmp_path / "p"
-    shutil.copytree(SAMPLES / "pipeline", proj)
+    proj = copy_sample(tmp_path, "pipeline", "p")
     trk("run", "prepare", "-y", cwd=proj)
     trk("run", "train", "-y", cwd=proj)
     (proj / "train.py").write_text((proj / "train.py").read_text().replace("range(1, 4)", "range(1, 3)"))
@@ -20,8 +18,7 @@ def test_diff(trk, tmp_path):
 
 
 def test_diff_binary_source_and_file_dependency(trk, tmp_path):
-    proj = tmp_path / "b"
-    shutil.copytree(SAMPLES / "pipeline", proj)
+    proj = copy_sample(tmp_path, "pipeline", "b")
     blob = proj / "table.bin"
     blob.write_bytes(b"\0\1\2")
     (proj / "trk.yml").write_text((proj / "trk.yml").read_text().replace(

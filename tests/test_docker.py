@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLES
+from tests.conftest import copy_sample
 
 IMAGE = "trk-test/busybox:1"  # the name sample-projects/docker uses
 BUSYBOX_APPLETS = ("sh", "echo", "sleep", "cat", "ls", "env", "pwd", "true", "false", "tr")
@@ -139,9 +139,7 @@ def engine(tmp_path_factory):
 @pytest.fixture
 def proj(tmp_path) -> Path:
     """A copy of sample-projects/docker."""
-    dest = tmp_path / "docker"
-    shutil.copytree(SAMPLES / "docker", dest)
-    return dest
+    return copy_sample(tmp_path, "docker")
 
 
 @pytest.fixture

@@ -2,13 +2,12 @@
 `.dstack/variables.yaml` run as trk operations, through `trk` itself."""
 
 import os
-import shutil
 import textwrap
 
 import pytest
 
 import tracker
-from tests.conftest import SAMPLES
+from tests.conftest import by_op, copy_sample
 
 
 def dstack_project(d, workflows, variables=None):
@@ -20,15 +19,9 @@ def dstack_project(d, workflows, variables=None):
     return d
 
 
-def by_op(runs):
-    return {r.get("op"): r for r in runs}
-
-
 @pytest.fixture
 def gpt2(tmp_path):
-    dest = tmp_path / "dstack"
-    shutil.copytree(SAMPLES / "dstack", dest)
-    return dest
+    return copy_sample(tmp_path, "dstack")
 
 
 def test_pipeline_runs_depends_on_first_and_links_artifacts(trk, gpt2):

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import yaml
 
-from .conftest import SAMPLES
+from .conftest import copy_sample
 
 
 def _write(root, files: dict) -> None:
@@ -27,9 +27,7 @@ def _runs(trk_home) -> list[str]:
 
 @pytest.fixture
 def sample(tmp_path):
-    dest = tmp_path / "dvc"
-    shutil.copytree(SAMPLES / "dvc", dest)
-    return dest
+    return copy_sample(tmp_path, "dvc")
 
 
 def test_operations_foreach_and_templating(tmp_path, trk):

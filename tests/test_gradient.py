@@ -2,14 +2,13 @@
 stepped trk runs, datasets versioned under $TRK_HOME/datasets, through `trk`."""
 
 import os
-import shutil
 import subprocess
 import textwrap
 
 import pytest
 
 import tracker
-from tests.conftest import SAMPLES
+from tests.conftest import by_op, copy_sample
 
 
 def gradient_project(d, text, name="wf.yaml"):
@@ -18,15 +17,9 @@ def gradient_project(d, text, name="wf.yaml"):
     return d
 
 
-def by_op(runs):
-    return {r.get("op"): r for r in runs}
-
-
 @pytest.fixture
 def stylegan(tmp_path):
-    dest = tmp_path / "gradient"
-    shutil.copytree(SAMPLES / "gradient", dest)
-    return dest
+    return copy_sample(tmp_path, "gradient")
 
 
 def test_workflow_runs_jobs_as_steps_with_datasets(trk, stylegan):

@@ -7,21 +7,19 @@ import http.server
 import io
 import json
 import os
-import shutil
 import tarfile
 import threading
 import zipfile
 
 import pytest
 
-from tests.conftest import SAMPLES
+from tests.conftest import copy_sample
 
 
 @pytest.fixture
 def deps(tmp_path, trk):
     """A copy of the deps sample project with one `prepare` run."""
-    dest = tmp_path / "deps"
-    shutil.copytree(SAMPLES / "guild" / "deps", dest)
+    dest = copy_sample(tmp_path, "guild/deps")
     trk("run", "prepare", "-y", cwd=dest)
     return dest
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 
 import pytest
 
@@ -18,14 +17,12 @@ from tracker.errors import OpError
 from tracker.project.flags import FlagDef, parse_value, settle
 from tracker.project.flagvalues import cmd_value, is_batch
 
-from .conftest import SAMPLES
+from .conftest import copy_sample
 
 
 @pytest.fixture
 def proj(tmp_path):
-    dest = tmp_path / "flags"
-    shutil.copytree(SAMPLES / "guild" / "flags", dest)
-    return dest
+    return copy_sample(tmp_path, "guild/flags")
 
 
 def seen(trk, proj, *args):

@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 
 import pytest
 
-from tests.conftest import SAMPLES
+from tests.conftest import copy_sample
 
 
 @pytest.fixture
 def proj(tmp_path):
-    dest = tmp_path / "runs"
-    shutil.copytree(SAMPLES / "guild" / "runs", dest)
-    return dest
+    return copy_sample(tmp_path, "guild/runs")
 
 
 def runs_json(trk, *args):

@@ -5,14 +5,13 @@ matched no line."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from tracker.metrics.events import read_scalars
 from tracker.metrics.output import OutputScalars, OutputScalarSpec, parse_lines
 
-from .conftest import SAMPLES
+from .conftest import copy_sample
 
 
 def parse(spec, text, ignore=()):
@@ -166,9 +165,7 @@ def test_a_long_pattern_is_shortened_in_the_warning(tmp_path):
 
 @pytest.fixture
 def sample(tmp_path):
-    dest = tmp_path / "scalars"
-    shutil.copytree(SAMPLES / "guild" / "scalars", dest)
-    return dest
+    return copy_sample(tmp_path, "guild/scalars")
 
 
 def scalars_of(trk):

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, copy_sample
 
 DEFAULT_TOP = ["README.md", "guild.yml", "train.py", "config/keep.csv", "config/params.yml"]
 
@@ -25,8 +25,7 @@ DEFAULT_TOP = ["README.md", "guild.yml", "train.py", "config/keep.csv", "config/
 @pytest.fixture
 def proj(tmp_path):
     """A copy of the sample, with the files its .gitignore ignores (git does not keep them)."""
-    dest = tmp_path / "sourcecode"
-    shutil.copytree(SAMPLES / "guild" / "sourcecode", dest, symlinks=True)
+    dest = copy_sample(tmp_path, "guild/sourcecode", symlinks=True)
     (dest / "results" / "metrics.csv").write_text("step,loss\n1,0.5\n")
     (dest / "util" / "nested").mkdir(exist_ok=True)
     (dest / "util" / "nested" / "deep.csv").write_text("a,b\n1,2\n")

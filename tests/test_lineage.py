@@ -6,18 +6,16 @@ and on runs made through the store API where a shape is hard to launch
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
-from tests.conftest import SAMPLES
+from tests.conftest import copy_sample
 
 
 @pytest.fixture
 def chain(trk, tmp_path):
     """Two prep -> train -> evaluate chains: (k=2, lr=0.1) then (k=3, lr=0.2)."""
-    proj = tmp_path / "lineage"
-    shutil.copytree(SAMPLES / "lineage", proj)
+    proj = copy_sample(tmp_path, "lineage")
     for args in (["prep"], ["train"], ["evaluate"], ["prep", "k=3"], ["train", "lr=0.2"], ["evaluate"]):
         trk("run", *args, "-y", cwd=proj)
     return proj

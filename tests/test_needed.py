@@ -1,18 +1,15 @@
 """`--needed` reuses a run only when flags, source and dependencies match."""
 
 import json
-import shutil
 
 import pytest
 
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, copy_sample
 
 
 @pytest.fixture
 def pipeline(tmp_path):
-    dest = tmp_path / "pipeline"
-    shutil.copytree(SAMPLES / "pipeline", dest)
-    return dest
+    return copy_sample(tmp_path, "pipeline")
 
 
 def count(trk, op):
