@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchutil import TRK, median_wall  # noqa: E402
+from benchutil import TRK, median_wall, wall  # noqa: E402
 
 PROJECT = """
 noop:
@@ -28,12 +26,6 @@ noop:
     i: 0
     j: 0
 """
-
-
-def _wall(argv, env, cwd) -> float:
-    t = time.perf_counter()
-    subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t
 
 
 def main():
@@ -47,14 +39,14 @@ def main():
         env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
 
         xargs = "seq 100 | xargs -P 2 -I{} python -c pass"
-        bare = min(_wall(["bash", "-c", xargs], env, proj) for _ in range(3))
-        batch = min(_wall([TRK, "run", "noop", "i=range[1:100]", "-j", "2", "-y", "-q"], env, proj)
+        bare = min(wall(["bash", "-c", xargs], env, proj) for _ in range(3))
+        batch = min(wall([TRK, "run", "noop", "i=range[1:100]", "-j", "2", "-y", "-q"], env, proj)
                     for _ in range(2))
         print(f"100-trial no-op batch -j 2: {batch:.2f} s; xargs -P 2: {bare:.2f} s; "
               f"ratio {batch / bare:.2f} (bar < 2)")
 
         env["TRK_HOME"] = os.path.join(tmp, "home-stage")
-        stage = _wall([TRK, "run", "noop", "i=range[1:100]", "j=range[1:10]", "--stage-trials", "-y", "-q"],
+        stage = wall([TRK, "run", "noop", "i=range[1:100]", "j=range[1:10]", "--stage-trials", "-y", "-q"],
                       env, proj)
         print(f"1,000-trial grid staged: {stage:.2f} s (bar < 5)")
         listing = median_wall([TRK, "runs", "-a"], env, proj, repeat=5)

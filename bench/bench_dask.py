@@ -16,10 +16,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchutil import TRK
+from benchutil import TRK, wall
 
 PROJECT = """
 noop:
@@ -29,12 +28,6 @@ noop:
     i: 0
 """
 DASK = os.path.join(os.path.dirname(sys.executable), "dask")
-
-
-def _wall(argv, env, cwd) -> float:
-    t = time.perf_counter()
-    subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t
 
 
 def _free_port() -> int:
@@ -71,11 +64,11 @@ def main():
         address, procs = _start_cluster(tmp)
 
         xargs = "seq 100 | xargs -P 2 -I{} python -c pass"
-        bare = min(_wall(["bash", "-c", xargs], env, proj) for _ in range(3))
+        bare = min(wall(["bash", "-c", xargs], env, proj) for _ in range(3))
         times = []
         for k in range(2):
             env["TRK_HOME"] = os.path.join(tmp, f"home-{k}")
-            times.append(_wall([TRK, "run", "noop", "i=range[1:100]", "-y", "-q", "--dask", address], env, proj))
+            times.append(wall([TRK, "run", "noop", "i=range[1:100]", "-y", "-q", "--dask", address], env, proj))
         dask = min(times)
         print(f"100-trial no-op batch through Dask (scheduler + 2 workers): {dask:.2f} s; "
               f"xargs -P 2: {bare:.2f} s; ratio {dask / bare:.2f} (bar < 3)")

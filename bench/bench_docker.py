@@ -16,17 +16,9 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import tempfile
-import time
 
-from benchutil import TRK
-
-
-def _time(argv, env, cwd=None) -> float:
-    t = time.perf_counter()
-    subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t
+from benchutil import TRK, wall
 
 
 def main() -> None:
@@ -44,11 +36,11 @@ def main() -> None:
         env = dict(os.environ, TRK_HOME=os.path.join(tmp, "home"))
         trk = [TRK, "run", "noop", "-y", "--docker"]
         cli = ["docker", "run", "--rm", "--network", "host", args.image, "echo", "hi"]
-        _time(trk, env, proj), _time(cli, env)  # warm: imports, page cache, the engine's image layers
+        wall(trk, env, proj), wall(cli, env)  # warm: imports, page cache, the engine's image layers
         trk_times, cli_times = [], []
         for _ in range(args.repeat):
-            trk_times.append(_time(trk, env, proj))
-            cli_times.append(_time(cli, env))
+            trk_times.append(wall(trk, env, proj))
+            cli_times.append(wall(cli, env))
         t, c = statistics.median(trk_times), statistics.median(cli_times)
         print(f"trk run --docker (median of {args.repeat}): {t:.3f} s")
         print(f"docker run --rm   (median of {args.repeat}): {c:.3f} s")

@@ -18,10 +18,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchutil import TRK  # noqa: E402
+from benchutil import TRK, wall  # noqa: E402
 
 CMD = "python3 -c pass"
 PROJECTS = {
@@ -34,12 +33,6 @@ PROJECTS = {
     "gradient": ({".gradient/workflows/w.yaml": f"jobs:\n  noop:\n    uses: script@v1\n    with:\n"
                                                 f"      script: {CMD}\n"}, "gradient:w/noop"),
 }
-
-
-def _wall(argv, env, cwd) -> float:
-    t = time.perf_counter()
-    subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t
 
 
 def main() -> None:
@@ -62,7 +55,7 @@ def main() -> None:
         times = {k: [] for k in cases}
         for _ in range(args.repeat):
             for k, (argv, cwd) in cases.items():
-                times[k].append(_wall(argv, env, cwd))
+                times[k].append(wall(argv, env, cwd))
         med = {k: statistics.median(v) for k, v in times.items()}
         base = med["trk.yml"] - med["bare"]
         print(f"bare command ({CMD} through sh): {med['bare'] * 1000:.1f} ms")

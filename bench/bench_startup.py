@@ -18,22 +18,17 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchutil import wall  # noqa: E402
 
 PROJECT = """\
 noop:
   exec: python3 -c pass
   output-scalars: no
 """
-
-
-def wall(argv, env, cwd) -> float:
-    t = time.perf_counter()
-    subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t
 
 
 def main() -> None:

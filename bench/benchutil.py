@@ -11,11 +11,13 @@ import time
 TRK = os.path.join(os.path.dirname(sys.executable), "trk")
 
 
+def wall(argv, env, cwd=None) -> float:
+    """Wall seconds of running argv once (output discarded, must succeed)."""
+    t = time.perf_counter()
+    subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t
+
+
 def median_wall(argv, env, cwd=None, repeat=3) -> float:
     """Median wall seconds of running argv (output discarded, must succeed)."""
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return statistics.median(wall(argv, env, cwd) for _ in range(repeat))
