@@ -168,6 +168,15 @@ def _wait_for(path: Path, text: str, timeout: float = 30) -> None:
     raise AssertionError(f"{text!r} not in {path} after {timeout} s")
 
 
+def _wait_started(trk, home: Path, proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Wait until `proc` (a `trk run` of the `sleep` op) has made its run and the program says it started."""
+    deadline = time.monotonic() + timeout
+    while not (home / "runs").exists() or not os.listdir(home / "runs"):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    _wait_for(_run_dir(trk, home) / ".trk" / "output", "started")
+
+
 # -- runs in an image ----------------------------------------------------------
 
 def test_runs_in_image_with_flags_output_and_scalars(dk, trk_home):
@@ -238,11 +247,7 @@ def test_stop_stops_the_container(dk, trk_home, how):
     proc = trk.popen("run", "sleep", "-y", "--docker", cwd=proj, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                      text=True)
     try:
-        deadline = time.monotonic() + 30
-        while not (trk_home / "runs").exists() or not os.listdir(trk_home / "runs"):
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.05)
-        _wait_for(_run_dir(trk, trk_home) / ".trk" / "output", "started")
+        _wait_started(trk, trk_home, proc)
         assert _docker(url, "ps", "-q", "--filter", "label=trk.run").stdout.split()  # it is running there
         t0 = time.monotonic()
         if how == "ctrl-c":
@@ -286,11 +291,7 @@ def test_engine_stopping_mid_run_ends_the_run_error(engine, trk, proj, trk_home,
         proc = trk.popen("run", "sleep", "-y", "--docker", cwd=proj, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 30
-            while not (trk_home / "runs").exists() or not os.listdir(trk_home / "runs"):
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.05)
-            _wait_for(_run_dir(trk, trk_home) / ".trk" / "output", "started")
+            _wait_started(trk, trk_home, proc)
             own.terminate()  # the engine stops (and stops its containers)
             out, err = proc.communicate(timeout=60)
         finally:
