@@ -49,7 +49,7 @@ def quick_run(args: list[str]) -> int | None:
     import os
 
     parsed = parse(args)
-    if parsed is None or os.environ.get("TRK_DOCKER") or os.environ.get("TRK_DASK_SCHEDULER"):
+    if parsed is None or os.environ.get("TRK_DASK_SCHEDULER"):  # submitting to Dask: the click command's
         return None
     opspec, assigns, quiet, start = parsed
     from ..errors import TrkError

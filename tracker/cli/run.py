@@ -242,8 +242,7 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
 
 
 def _dask_address(option):
-    """The Dask scheduler `--dask` or $TRK_DASK_SCHEDULER names, or None
-    (`execution.dask_submit.scheduler_address`, without importing it on every run)."""
+    """The Dask scheduler `--dask` or $TRK_DASK_SCHEDULER names, or None (run here)."""
     import os
 
     return option or os.environ.get("TRK_DASK_SCHEDULER") or None

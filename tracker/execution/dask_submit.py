@@ -31,11 +31,6 @@ POLL_SECONDS = 0.25
 CONNECT_SECONDS = 10
 
 
-def scheduler_address(option: str | None) -> str | None:
-    """The scheduler to submit to: `--dask`, else `$TRK_DASK_SCHEDULER`, else None (run here)."""
-    return option or os.environ.get(SCHEDULER_ENV) or None
-
-
 def start_staged(run_id: str, home: str) -> dict[str, Any]:
     """The Dask task: start staged run `run_id` (`trk run --start RUN`) on this worker.
 
@@ -106,10 +101,8 @@ def _forked(argv: list[str], home: str) -> tuple[int, str]:
             sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115  (the worker's streams are not ours)
             sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
             try:
-                result = quickrun.quick_run(argv[1:])
-                if result is None:  # not the quick path's (TRK_DOCKER...): the whole CLI, in this process
-                    os.execv(sys.executable, [sys.executable, "-m", "tracker", *argv])
-                code = result
+                # `--start RUN` is always quick_run's (with $TRK_DASK_SCHEDULER dropped above)
+                code = quickrun.quick_run(argv[1:])
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else 1
             sys.stdout.flush()
