@@ -352,58 +352,56 @@ class ScalarIndex:
 
     # -- reading ----------------------------------------------------------
 
+    def _rows(self, columns: str, run_ids: Iterable[str]) -> Iterator[tuple]:
+        """`SELECT columns` over the aggregates (`a`) and their files (`f`) of
+        these runs, 500 ids a query, looked up by the primary key: callers over
+        many runs (compare at 100,000) ask a page at a time."""
+        ids = sorted(set(run_ids))
+        for k in range(0, len(ids), 500):
+            chunk = ids[k:k + 500]
+            yield from self.db.execute(f"SELECT {columns} FROM aggs a JOIN files f ON a.run_id = f.run_id AND "
+                                       f"a.path = f.path WHERE a.run_id IN ({','.join('?' * len(chunk))})", chunk)
+
     def tags(self, run_ids: Iterable[str]) -> set[tuple[str, str]]:
         """The distinct (prefix, tag) pairs the given runs have scalars for."""
-        ids = sorted(set(run_ids))
-        sql = ("SELECT DISTINCT f.prefix, a.tag FROM aggs a JOIN files f ON a.run_id = f.run_id AND a.path = f.path "
-               "WHERE a.run_id IN ({})")
-        return self._guard(lambda: {tuple(row) for k in range(0, len(ids), 500) for row in self.db.execute(
-            sql.format(",".join("?" * len(ids[k:k + 500]))), ids[k:k + 500])})
+        ids = set(run_ids)  # (read twice when the database is recovered on the way)
+        return self._guard(lambda: {tuple(row) for row in self._rows("DISTINCT f.prefix, a.tag", ids)})
 
     def get(self, run_ids: Iterable[str]) -> dict[str, dict[tuple[str, str], Agg]]:
         """{run_id: {(prefix, tag): Agg}} for the given runs."""
-        wanted = set(run_ids)
-        return self._guard(lambda: self._get(wanted))
+        ids = set(run_ids)
+        return self._guard(lambda: self._get(ids))
 
     def lasts(self, run_ids: Iterable[str]) -> dict[str, dict[tuple[str, str], float]]:
         """{run_id: {(prefix, tag): last value}} for the given runs: all that a
         table of last values needs, without an `Agg` per row (`trk compare`
         over 100,000 runs reads a third of a million of them)."""
-        wanted = sorted(set(run_ids))
-        return self._guard(lambda: self._lasts(wanted))
+        ids = set(run_ids)
+        return self._guard(lambda: self._lasts(ids))
 
-    def _lasts(self, ids: list[str]) -> dict[str, dict[tuple[str, str], float]]:
-        sql = ("SELECT a.run_id, f.prefix, a.tag, a.last, a.last_step FROM aggs a "
-               "JOIN files f ON a.run_id = f.run_id AND a.path = f.path WHERE a.run_id IN ({})")
+    def _lasts(self, run_ids: Iterable[str]) -> dict[str, dict[tuple[str, str], float]]:
         out: dict[str, dict[tuple[str, str], float]] = {}
         steps: dict[tuple[str, str, str], int] = {}
         nan = float("nan")
-        for k in range(0, len(ids), 500):
-            chunk = ids[k:k + 500]
-            for run_id, prefix, tag, last, step in self.db.execute(sql.format(",".join("?" * len(chunk))), chunk):
-                aggs = out.get(run_id)
-                if aggs is None:
-                    aggs = out[run_id] = {}
-                key = (prefix, tag)
-                step = step or 0
-                if key in aggs:  # the tag in two event files: the later step's value, as Agg.merge keeps
-                    if step < steps.get((run_id, prefix, tag), 0):
-                        continue
-                    steps[(run_id, prefix, tag)] = step
-                elif step:  # (only kept in case the tag comes again: most never do)
-                    steps[(run_id, prefix, tag)] = step
-                aggs[key] = nan if last is None else last
+        for run_id, prefix, tag, last, step in self._rows("a.run_id, f.prefix, a.tag, a.last, a.last_step", run_ids):
+            aggs = out.get(run_id)
+            if aggs is None:
+                aggs = out[run_id] = {}
+            key = (prefix, tag)
+            step = step or 0
+            if key in aggs:  # the tag in two event files: the later step's value, as Agg.merge keeps
+                if step < steps.get((run_id, prefix, tag), 0):
+                    continue
+                steps[(run_id, prefix, tag)] = step
+            elif step:  # (only kept in case the tag comes again: most never do)
+                steps[(run_id, prefix, tag)] = step
+            aggs[key] = nan if last is None else last
         return out
 
-    def _get(self, wanted: set[str]) -> dict[str, dict[tuple[str, str], Agg]]:
+    def _get(self, run_ids: Iterable[str]) -> dict[str, dict[tuple[str, str], Agg]]:
         out: dict[str, dict[tuple[str, str], Agg]] = {}
-        sql = ("SELECT a.run_id, f.prefix, a.tag, a.first, a.last, a.min, a.max, a.count, a.sum, a.first_step, "
-               "a.last_step FROM aggs a JOIN files f ON a.run_id = f.run_id AND a.path = f.path")
-        ids = sorted(wanted)
-        # 500 ids a query, looked up by the primary key: callers over many
-        # runs (compare at 100,000) ask a page at a time.
-        rows = (row for k in range(0, len(ids), 500) for row in self.db.execute(
-            sql + f" WHERE a.run_id IN ({','.join('?' * len(ids[k:k + 500]))})", ids[k:k + 500]))
+        rows = self._rows("a.run_id, f.prefix, a.tag, a.first, a.last, a.min, a.max, a.count, a.sum, a.first_step, "
+                          "a.last_step", run_ids)
         for run_id, prefix, tag, *vals in rows:
             key = (prefix, tag)
             aggs = out.setdefault(run_id, {})
