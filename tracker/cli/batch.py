@@ -13,7 +13,8 @@ def run_batch_cmd(st, project, op, assigned, files, opts, bopts, sinks, opspec, 
     from tracker.execution.batch import preview as trial_rows
 
     from .queue import ProgressLine
-    from .run import _exit, _report, _start_in_background, _stoppable, setup_logging
+    from .quickrun import setup_logging, stoppable
+    from .run import _exit, _report, _start_in_background
 
     plan = plan_batch(op, assigned, files, bopts, opts.force_flags, opspec)
     if preview:
@@ -34,7 +35,7 @@ def run_batch_cmd(st, project, op, assigned, files, opts, bopts, sinks, opspec, 
     created = []
     opts.on_created = (lambda r: (created.append(r), _report(r))) if child else created.append
     line = ProgressLine("trials")
-    result = _stoppable(lambda: run_batch(st, project, plan, opts, bopts, sinks, line),
+    result = stoppable(lambda: run_batch(st, project, plan, opts, bopts, sinks, line),
                         lambda: created[0] if created else None)
     line.end()
     batch = result.run

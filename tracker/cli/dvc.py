@@ -39,7 +39,8 @@ def repro(targets, force, dry, max_parallel, label, tags, quiet):
         return
     if dry:
         return
-    from tracker.cli.run import _exit, setup_logging
+    from tracker.cli.quickrun import setup_logging
+    from tracker.cli.run import _exit
     from tracker.project.loader import load
     from tracker.store.runstore import RunStore
 

@@ -7,13 +7,7 @@ import sys
 import click
 
 from . import completion
-
-
-def setup_logging(quiet: bool = False) -> None:
-    """Send trk's log lines (`INFO: [trk] ...`) to stderr; warnings only with `quiet`."""
-    from .quickrun import setup_logging as setup
-
-    setup(quiet)
+from .quickrun import exit_code, setup_logging, stoppable  # (click-free: the quick path's own)
 
 
 class RunCommand(click.Command):
@@ -131,7 +125,7 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
         if target.status != "staged":
             raise TrkError(f"run {target.short_id} is {target.status}, not staged")
         submitter = _dask_submitter(st, dask, retries)
-        _exit(_stoppable(lambda: submitter.run_staged(target), lambda: target))
+        _exit(stoppable(lambda: submitter.run_staged(target), lambda: target))
     if start_run or restart:
         if opspec and "=" not in opspec:  # Guild's rule: the run names the operation
             raise click.UsageError(f"OPERATION cannot be used with --{'start' if start_run else 'restart'}")
@@ -144,7 +138,7 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
         opts = RunOptions(label=label, force_flags=force_flags, max_parallel=max_parallel, fail_fast=fail_fast,
                           on_created=_report if child else None, docker=docker, progress=progress_bars())
         flag_args = ([opspec] if opspec else []) + list(assigns)
-        result = _stoppable(lambda: relaunch(st, target, opts, sinks, staged_only=bool(start_run), assigns=flag_args),
+        result = stoppable(lambda: relaunch(st, target, opts, sinks, staged_only=bool(start_run), assigns=flag_args),
                             lambda: target)
         _exit(result)
     if opspec and ("=" in opspec or opspec.startswith("@")):  # `trk run lr=0.1`: the default operation's flag
@@ -229,7 +223,7 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
     else:
         def call():
             return launch(st, project, op, flags, opts, sinks, extra)
-    result = _stoppable(call,
+    result = stoppable(call,
                         lambda: created[0] if created else None)
     if result.reused and child:
         _report(result.run, reused=True)
@@ -282,19 +276,9 @@ def _report(run, reused: bool = False) -> None:
     report_run(run.id, str(run.get("op") or ""), reused)
 
 
-def _stoppable(call, run_of):
-    """Run `call` with Ctrl-C (and SIGTERM, SIGHUP) stopping the program, not
-    trk; when such a signal came, say which run ended and exit 128 + N."""
-    from .quickrun import stoppable
-
-    return stoppable(call, run_of)
-
-
 def _exit(result) -> None:
     """Say why a run failed when trk knows (a pipeline's step), then exit with
     the shell's convention for its exit code (128 + N for signal N)."""
-    from .quickrun import exit_code
-
     sys.exit(exit_code(result))
 
 
