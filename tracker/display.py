@@ -42,7 +42,7 @@ def format_scalar(v: Any) -> str:
 
 def format_cell(value: Any, kind: str) -> str:
     """A table cell of kind `attr`, `flag` or `scalar` (None: empty)."""
-    from .project.flags import format_value
+    from .project.flagvalues import format_value
 
     if value is None:
         return ""
@@ -59,7 +59,7 @@ def cell_formatter(kind: str) -> Callable[[Any], str]:
     if kind == "scalar":
         return format_scalar
     if kind == "flag":
-        from .project.flags import format_value
+        from .project.flagvalues import format_value
 
         cache: dict[Any, str] = {}
 

@@ -102,25 +102,10 @@ def _start(spec: str, quiet: bool) -> int:
 
     setup_logging(quiet)
     st = RunStore()
-    target = _by_full_id(st, spec) or select_from(st, None, [spec])[0]
+    target = st.on_disk(spec) or select_from(st, None, [spec])[0]  # a whole id: no index sync
     opts = RunOptions(progress=progress_bars())
     sinks = Sinks() if quiet else Sinks.console()
     return exit_code(stoppable(lambda: relaunch(st, target, opts, sinks, staged_only=True), lambda: target))
-
-
-def _by_full_id(st, spec: str):
-    """The run a whole run id names, read from its directory: a queue or Dask
-    worker starting run after run of a fresh batch need not sync the run
-    index with every other staged run first (select_from would)."""
-    import os
-    import re
-
-    if not re.fullmatch(r"[0-9a-f]{32}", spec):
-        return None
-    from ..store import Run
-
-    path = st.run_path(spec)
-    return Run(spec, path, on_write=st.touched) if os.path.isdir(path) else None
 
 
 def setup_logging(quiet: bool = False) -> None:

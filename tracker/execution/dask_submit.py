@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import sys
 import threading
 import time
 from typing import Any
@@ -41,11 +42,10 @@ def start_staged(run_id: str, home: str) -> dict[str, Any]:
     else a new `python -m tracker` (argv list, no shell). `$TRK_DASK_SCHEDULER`
     is dropped from its environment, or it would submit the run to Dask again.
     """
-    argv = ["run", "--start", run_id, "-q"]
     if hasattr(os, "fork"):
-        code, err = _forked(argv, home)
+        code, err = _forked(run_id, home)
     else:
-        code, err = _spawned(argv, home)
+        code, err = _spawned(["run", "--start", run_id, "-q"], home)
     try:
         from distributed import get_worker
 
@@ -57,7 +57,6 @@ def start_staged(run_id: str, home: str) -> dict[str, Any]:
 
 def _spawned(argv: list[str], home: str) -> tuple[int, str]:
     import subprocess
-    import sys
 
     env = {k: v for k, v in os.environ.items() if k != SCHEDULER_ENV}
     env["TRK_HOME"] = home
@@ -72,18 +71,36 @@ def _preload() -> None:
     import importlib
 
     for name in ("logging", "tracker.execution.launch", "tracker.execution.process", "tracker.metrics.output",
-                 "tracker.project.resolve", "tracker.project.sourcecode", "tracker.store.select",
-                 "tracker.cli.progress"):
+                 "tracker.project.resolve", "tracker.project.sourcecode", "tracker.store.select"):
         importlib.import_module(name)
 
 
-def _forked(argv: list[str], home: str) -> tuple[int, str]:
-    """`trk <argv>` in a child forked from this (worker) process: the exit
-    code and what it wrote to stderr."""
-    import sys
+def _start_here(run_id: str) -> int:
+    """Start staged run `run_id` in this process, as `trk run --start RUN -q`
+    does; its exit code (a failure trk knows about is said on stderr)."""
+    from ..errors import TrkError
+    from .launch import RunOptions, relaunch
+    from .process import Sinks, exit_code_for
+    from .stop import stop_on_signals
 
-    from ..cli import quickrun
+    from ..store.select import select_from
 
+    store = RunStore()
+    try:
+        run = store.on_disk(run_id) or select_from(store, None, [run_id])[0]  # (the latter says it is missing)
+        with stop_on_signals():  # a stop between a pipeline's steps ends it, not this process
+            result = relaunch(store, run, RunOptions(), Sinks(), staged_only=True)
+    except TrkError as e:
+        print(f"trk: {e.message}", file=sys.stderr, flush=True)
+        return e.exit_code
+    if result.error:
+        print(f"trk: {result.error}", file=sys.stderr, flush=True)
+    return exit_code_for(result.exit_code)
+
+
+def _forked(run_id: str, home: str) -> tuple[int, str]:
+    """Start staged run `run_id` in a child forked from this (worker) process:
+    its exit code and what it wrote to stderr."""
     _preload()
 
     read_end, write_end = os.pipe()
@@ -101,8 +118,7 @@ def _forked(argv: list[str], home: str) -> tuple[int, str]:
             sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115  (the worker's streams are not ours)
             sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
             try:
-                # `--start RUN` is always quick_run's (with $TRK_DASK_SCHEDULER dropped above)
-                code = quickrun.quick_run(argv[1:])
+                code = _start_here(run_id)
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else 1
             sys.stdout.flush()

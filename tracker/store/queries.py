@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 TYPE_CHECKING = False  # annotations only: importing typing costs every `trk run` 3 ms
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ from .runindex import FINAL, RUNS, SUMMARY, TRASH, RunIndex
 # (a file edited in place is noticed); past those, a command over thousands
 # of runs trusts the index (`trk check --reindex` reads everything again).
 CHECKED_RUNS = 500
+_FULL_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class RunQueries:
@@ -213,6 +215,13 @@ class RunQueries:
         low = prefix.lower()
         high = low + "g"  # ids are hex: every id with this prefix sorts below prefix + "g"
         return [self._run(r, place) for r in self.index.rows(place, cond, (low, high, *params), limit)]
+
+    def on_disk(self, run_id: str) -> Run | None:
+        """The run with this whole id, read from its directory without syncing
+        the index (a worker starting run after run of a fresh batch would
+        otherwise re-read every other staged run first); None when there is none."""
+        path = f"{self.runs_dir}/{run_id}"
+        return Run(run_id, path, on_write=self.touched) if _FULL_ID.fullmatch(run_id) and os.path.isdir(path) else None
 
     def by_ids(self, run_ids: Iterable[str], deleted: bool = False) -> list[Run]:
         """The runs with these ids that exist, newest first."""
