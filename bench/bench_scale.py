@@ -189,7 +189,8 @@ def measure(home, project, repeat, rows, tensorboard):
     trk("runs", key="runs", repeat=repeat)
     trk("runs", "-a", key="runs_all", repeat=repeat)
     trk("select", key="select", repeat=repeat)
-    cold = lambda: [os.remove(p) for p in glob.glob(os.path.join(home, "index", "scalars.sqlite*"))]  # noqa: E731
+    cold = lambda: [os.remove(p) for p in glob.glob(os.path.join(home, "index", "scalars.sqlite*"))  # noqa: E731
+                    + glob.glob(os.path.join(home, "index", "compare-rows.sqlite*"))]  # (and the rows rendered)
     trk("compare", "-t", key="compare_cold", repeat=repeat, before=cold)
     if "compare_warm" in rows:
         untimed("compare", "-t")

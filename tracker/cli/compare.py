@@ -49,6 +49,17 @@ def compare(specs, table, columns, csv_path, as_json, skip_unchanged, min_col, m
     st = store()
     filt = batch_filter(st, run_filter(kw), batch)
     bar = progress_bar("Indexing scalars")
+    if not (specs or columns or as_json or min_col or max_col):
+        # The default table: each finished run's row as rendered last time it was shown.
+        from tracker.views.rowcache import CachedTable
+
+        cached = CachedTable(st, filt, limit, progress=bar)
+        headers, kinds, columns_ = cached.headers, cached.kinds, cached.columns
+        if skip_unchanged:
+            headers, kinds, columns_ = _drop_same(headers, kinds, columns_)
+        _warn(st, cached)
+        _output(headers, kinds, columns_, csv_path, table, fmt, no_color)
+        return
     if specs:
         cmp = Comparison(st, select_runs(st, specs, filt)[:limit], progress=bar)
     else:  # every matching run, read from the index a page at a time
@@ -66,6 +77,12 @@ def compare(specs, table, columns, csv_path, as_json, skip_unchanged, min_col, m
         return
     headers, kinds, columns_ = _columns(cmp, cols, headers, kinds, min_col, max_col, skip_unchanged)
     _warn(st, cmp)
+    status = next((c.header for c in cols if c.kind == "attr" and c.key == "status"), None)
+    _output(headers, kinds, columns_, csv_path, table, fmt, no_color, status)
+
+
+def _output(headers, kinds, columns_, csv_path, table, fmt, no_color, status: str | None = "status") -> None:
+    """Write the cells as CSV, or as a table (paged on a terminal unless `table`)."""
     if csv_path:
         out = sys.stdout if csv_path == "-" else open(csv_path, "w", newline="")
         try:
@@ -76,7 +93,6 @@ def compare(specs, table, columns, csv_path, as_json, skip_unchanged, min_col, m
             if out is not sys.stdout:
                 out.close()
         return
-    status = next((c.header for c in cols if c.kind == "attr" and c.key == "status"), None)
     colour = fmt != "latex" and status in headers and colour_wanted(no_color)
     lines = table_lines(headers, columns_, kinds, fmt, headers.index(status) if colour else None)
     if table or not sys.stdout.isatty() or os.environ.get("TRK_NO_PAGER"):
@@ -143,10 +159,15 @@ def _columns(cmp, cols, headers, kinds, min_col, max_col, skip_unchanged):
         order = [k for _, k in sort_rows(["key", "k"], [[v, k] for k, v in enumerate(keys)],
                                          "key" if min_col else None, "key" if max_col else None)]
         out = [[col[k] for k in order] for col in out]
-    if skip_unchanged and out and len(out[0]) > 1:
-        keep = [0] + [i for i in range(1, len(headers)) if len(set(out[i])) > 1]
-        headers, kinds, out = [headers[i] for i in keep], [kinds[i] for i in keep], [out[i] for i in keep]
-    return headers, kinds, out
+    return _drop_same(headers, kinds, out) if skip_unchanged else (headers, kinds, out)
+
+
+def _drop_same(headers, kinds, columns):
+    """Without the columns (but `run`) whose cells are the same in every row (-u)."""
+    if not columns or len(columns[0]) < 2:
+        return headers, kinds, columns
+    keep = [0] + [i for i in range(1, len(headers)) if len(set(columns[i])) > 1]
+    return [headers[i] for i in keep], [kinds[i] for i in keep], [columns[i] for i in keep]
 
 
 # Past this many rows, tables are laid out by `_plain_table` (the same
@@ -173,9 +194,17 @@ def table_lines(headers, columns, kinds, fmt: str | None = None, colour_at: int 
 def _plain_table(headers, columns, kinds, colour_at: int | None = None) -> Iterator[str]:
     """tabulate's "plain" layout for one-line cells: each column as wide as
     its widest cell or its header plus 2, two spaces between columns."""
+    right = [k == "scalar" for k in kinds]
+    if colour_at is None and all("".join(col).isascii() for col in columns):
+        # Every cell one character a column: one %-format a row, in C.
+        widths = [max(len(h) + 2, max(map(len, col), default=0)) for h, col in zip(headers, columns)]
+        yield "  ".join(h.rjust(w) if r else h.ljust(w) for h, w, r in zip(headers, widths, right)).rstrip()
+        line = "  ".join(f"%{'' if r else '-'}{w}s" for w, r in zip(widths, right))
+        for row in zip(*columns):
+            yield (line % row).rstrip()
+        return
     width = _display_width()
     widths = [max(width(h) + 2, max(map(width, col), default=0)) for h, col in zip(headers, columns)]
-    right = [k == "scalar" for k in kinds]
 
     def pad(c: str, w: int, r: bool) -> str:
         if c.isascii():

@@ -343,6 +343,25 @@ class RunRecord(namedtuple("RunRecord", "id op status label tags parent step sta
             return now_us() - self.started if self.status == "running" else None
         return self.stopped - self.started
 
+    @property
+    def version(self) -> str | None:
+        """`record_version` of this run: None unless it finished."""
+        if self.status not in ("completed", "error", "terminated"):
+            return None
+        from .runindex import flags_key
+
+        return record_version(self.op, self.started, self.stopped, self.status, self.label, self.exit_status,
+                              flags_key(self.flags))
+
+
+def record_version(op: str, started: Any, stopped: Any, status: str, label: Any, exit_status: Any,
+                   flags_key: str) -> str:
+    """A string that differs when any of a finished run's operation, times,
+    status, label, exit status or flags (by `runindex.flags_key`) differ; the
+    same string `RunQueries.versions` has SQLite make from an index row."""
+    return "\x1f".join("" if v is None else str(v) for v in (
+        op, started, stopped, status, label if isinstance(label, str) else "", exit_status, flags_key))
+
 
 def index_stamp(status: str, stopped: Any) -> str | None:
     """The scalar index's stamp of a run: its stop time once it finished, so

@@ -34,6 +34,11 @@ class RunFilter:
     started_after: int | None = None  # microseconds since the epoch (the listing's sort key)
     started_before: int | None = None
 
+    def passes_all(self) -> bool:
+        """True when no filter is given: every run passes."""
+        return not (self.operations or self.labels or self.tags or self.statuses or self.top_level) and (
+            self.parent, self.exact_ops, self.flags_key, self.started_after, self.started_before) == (None,) * 5
+
     def matches(self, run: Run) -> bool:
         """True when `run` passes every filter given."""
         if self.operations and not any(_op_matches(run.opspec, o) for o in self.operations):

@@ -158,7 +158,7 @@ class _Page:
     def column(self, recs: list[RunRecord], col: Column) -> list[Any]:
         """The raw values of `col` for `recs` (None where a run has none)."""
         if col.kind == "attr":
-            return _attr_column(recs, col.key)
+            return attr_column(recs, col.key)
         if col.kind == "flag":
             name = col.key
             if "." not in name:
@@ -166,9 +166,8 @@ class _Page:
             return [r.flags[name] if name in r.flags else self._flag(r, name) for r in recs]
         key, qualifier, scalars = col.key, col.qualifier, self.scalars
         if self.lasts is not None:
-            tag, lasts = ("", key), self.lasts
-            return [v if (v := lasts.get(r.id, _NONE).get(tag)) is not None else lookup(lasts.get(r.id, _NONE), key)
-                    for r in recs]
+            lasts = self.lasts
+            return [own_last(lasts.get(r.id, _NONE), key) for r in recs]
         if "#" not in key and qualifier == "last":
             tag = ("", key)  # the common case: a run's own last value
             return [agg.last if (agg := scalars.get(r.id, _NONE).get(tag)) is not None
@@ -222,7 +221,15 @@ class _Page:
 _NONE: dict = {}
 
 
-def _attr_column(recs: list[RunRecord], name: str) -> list[Any]:
+def own_last(lasts: dict, tag: str) -> Any:
+    """A run's last value of `tag` from its `ScalarIndex.lasts`: its own
+    (no prefix) if it has one, else the first prefix's (None: none)."""
+    v = lasts.get(("", tag))
+    return v if v is not None else lookup(lasts, tag)
+
+
+def attr_column(recs: list[RunRecord], name: str) -> list[Any]:
+    """The raw values of the attr column `name` for `recs` (times formatted)."""
     if name == "operation":
         return [r.op for r in recs]
     if name == "status":
