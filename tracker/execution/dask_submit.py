@@ -36,14 +36,18 @@ def start_staged(run_id: str, home: str) -> dict[str, Any]:
     """The Dask task: start staged run `run_id` (`trk run --start RUN`) on this worker.
 
     The run gets a supervisor process of its own, as a local run does (its
-    pid is the run's, so `trk stop` stops it and never the worker): forked
-    from the worker where the system has fork, so it starts with trk already
-    imported (a new Python would spend most of a short trial starting up),
-    else a new `python -m tracker` (argv list, no shell). `$TRK_DASK_SCHEDULER`
+    pid is the run's, so `trk stop` stops it and never the worker): forked,
+    where the system has fork, by the worker's fork server (`forkserver`),
+    or by the worker itself when that cannot start, so it starts with trk
+    already imported (a new Python would spend most of a short trial
+    starting up); else a new `python -m tracker` (argv list, no shell). `$TRK_DASK_SCHEDULER`
     is dropped from its environment, or it would submit the run to Dask again.
     """
     if hasattr(os, "fork"):
-        code, err = _forked(run_id, home)
+        from .forkserver import start_run
+
+        started = start_run(run_id, home, {k: v for k, v in os.environ.items() if k != SCHEDULER_ENV})
+        code, err = started if started is not None else _forked(run_id, home)
     else:
         code, err = _spawned(["run", "--start", run_id, "-q"], home)
     try:

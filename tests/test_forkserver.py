@@ -1,0 +1,103 @@
+"""The fork server a Dask worker starts staged runs through (execution/forkserver.py):
+real staged runs, a real server process, real supervisors forked from it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+from tracker.execution.forkserver import ForkServer
+
+from .conftest import copy_sample
+
+
+def _staged(trk, proj, *flags: str) -> str:
+    trk("run", "noop", *flags, "--stage", "-y", cwd=proj)
+    return json.loads(trk("runs", "--json").stdout)[0]["id"]
+
+
+def _run(trk, run_id: str) -> dict:
+    return json.loads(trk("runs", "info", run_id[:8], "--json").stdout)
+
+
+def test_the_server_starts_staged_runs_as_its_children(trk, tmp_path, trk_home):
+    proj = copy_sample(tmp_path, "dask")
+    (proj / "guild.yml").write_text((proj / "guild.yml").read_text().replace(
+        "exec: python -c pass", f"exec: python {tmp_path / 'grand.py'}"))
+    (tmp_path / "grand.py").write_text("import os\n"
+                                   "parent = os.getppid()\n"
+                                   "grand = open(f'/proc/{parent}/stat').read().rsplit(')', 1)[1].split()[1]\n"
+                                   "print('ppid', parent, 'grandparent', grand)\n")
+    ids = [_staged(trk, proj, f"i={i}") for i in range(3)]
+    server = ForkServer(dict(os.environ))
+    try:
+        results = [None] * 3
+
+        def start(k):
+            results[k] = server.start(ids[k], str(trk_home))
+
+        threads = [threading.Thread(target=start, args=(k,)) for k in range(3)]  # at once, as worker threads do
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert results == [(0, "")] * 3
+        for run_id in ids:
+            run = _run(trk, run_id)
+            assert run["status"] == "completed"
+            out = trk("cat", run_id[:8], "--output").stdout
+            # The program's parent is the run's supervisor, a child of the server.
+            assert f"ppid {run['pid']} grandparent {server.proc.pid}" in out
+        assert server.proc.poll() is None
+    finally:
+        server.close()
+    assert server.proc.returncode == 0  # its input closed: it exits
+
+
+def test_a_run_that_cannot_start_says_why(trk, tmp_path, trk_home):
+    proj = copy_sample(tmp_path, "dask")
+    run_id = _staged(trk, proj)
+    trk("run", "--start", run_id[:8], "-q")  # started already: no longer staged
+    server = ForkServer(dict(os.environ))
+    try:
+        code, err = server.start(run_id, str(trk_home))
+    finally:
+        server.close()
+    assert code != 0 and "trk:" in err and run_id[:8] in err
+
+
+def test_a_dead_server_is_reported_and_replaced(trk, tmp_path, trk_home):
+    from tracker.execution import forkserver
+
+    proj = copy_sample(tmp_path, "dask")
+    first, second = _staged(trk, proj, "i=1"), _staged(trk, proj, "i=2")
+    env = dict(os.environ)
+    assert forkserver.start_run(first, str(trk_home), env) == (0, "")
+    old = forkserver._server
+    old.proc.kill()
+    old.proc.wait()
+    assert forkserver.start_run(second, str(trk_home), env) == (0, "")  # a new server
+    assert forkserver._server is not old and _run(trk, second)["status"] == "completed"
+    forkserver._server.close()
+
+
+def test_the_server_exits_when_its_worker_dies(tmp_path):
+    # A worker that dies (kill -9) closes the server's input; the server must not outlive it.
+    code = ("import os, sys; from tracker.execution.forkserver import ForkServer; "
+            "s = ForkServer(dict(os.environ)); print(s.proc.pid, flush=True); os._exit(0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30).stdout
+    pid = int(out.split()[0])
+    for _ in range(200):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":  # exited, not yet reaped
+                break
+        threading.Event().wait(0.05)
+    else:
+        raise AssertionError(f"fork server {pid} outlived its worker")
