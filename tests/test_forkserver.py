@@ -101,3 +101,14 @@ def test_the_server_exits_when_its_worker_dies(tmp_path):
         threading.Event().wait(0.05)
     else:
         raise AssertionError(f"fork server {pid} outlived its worker")
+
+
+def test_without_a_server_the_worker_forks_the_supervisor_itself(trk, tmp_path, trk_home):
+    from tracker.execution.dask_submit import _forked
+
+    proj = copy_sample(tmp_path, "dask")
+    run_id = _staged(trk, proj)
+    assert _forked(run_id, str(trk_home)) == (0, "")
+    assert _run(trk, run_id)["status"] == "completed"
+    code, err = _forked(run_id, str(trk_home))  # no longer staged
+    assert code != 0 and run_id[:8] in err

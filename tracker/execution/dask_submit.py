@@ -102,6 +102,33 @@ def _start_here(run_id: str) -> int:
     return exit_code_for(result.exit_code)
 
 
+def be_supervisor(run_id: str, home: str, stderr_fd: int, close: tuple[int, ...] = ()) -> None:
+    """In a child just forked: close `close`, put stdin and stdout on
+    /dev/null and stderr on `stderr_fd`, start staged run `run_id`, and exit
+    with its exit code (never returns: the parent's code must not run on here)."""
+    code = 1
+    try:
+        for fd in close:
+            os.close(fd)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)
+        os.dup2(stderr_fd, 2)
+        os.close(stderr_fd)
+        os.environ.pop(SCHEDULER_ENV, None)
+        os.environ["TRK_HOME"] = home
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115  (the parent's streams are not ours)
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+        try:
+            code = _start_here(run_id)
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
 def _forked(run_id: str, home: str) -> tuple[int, str]:
     """Start staged run `run_id` in a child forked from this (worker) process:
     its exit code and what it wrote to stderr."""
@@ -110,25 +137,7 @@ def _forked(run_id: str, home: str) -> tuple[int, str]:
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: only this thread exists here; it never returns into the worker
-        code = 1
-        try:
-            os.close(read_end)
-            devnull = os.open(os.devnull, os.O_RDWR)
-            os.dup2(devnull, 0)
-            os.dup2(devnull, 1)
-            os.dup2(write_end, 2)
-            os.environ.pop(SCHEDULER_ENV, None)
-            os.environ["TRK_HOME"] = home
-            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115  (the worker's streams are not ours)
-            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-            try:
-                code = _start_here(run_id)
-            except SystemExit as e:
-                code = e.code if isinstance(e.code, int) else 1
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+        be_supervisor(run_id, home, write_end, (read_end,))
     os.close(write_end)
     chunks = []
     with open(read_end, "rb") as f:

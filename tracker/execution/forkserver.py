@@ -148,30 +148,10 @@ def _fork(request: dict[str, Any], children: dict[int, list[Any]], out: Any) -> 
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the supervisor: never returns into the server's loop
-        code = 1
-        try:
-            # Only the server holds its ends: the worker must see the replies end when it dies.
-            for fd in (read_end, out.fileno(), *children):
-                os.close(fd)
-            devnull = os.open(os.devnull, os.O_RDWR)
-            os.dup2(devnull, 0)
-            os.dup2(devnull, 1)
-            os.dup2(write_end, 2)
-            os.close(write_end)
-            from .dask_submit import SCHEDULER_ENV, _start_here
+        from .dask_submit import be_supervisor
 
-            os.environ.pop(SCHEDULER_ENV, None)
-            os.environ["TRK_HOME"] = request["home"]
-            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-            try:
-                code = _start_here(request["run"])
-            except SystemExit as e:
-                code = e.code if isinstance(e.code, int) else 1
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+        # Only the server holds its ends: the worker must see the replies end when it dies.
+        be_supervisor(request["run"], request["home"], write_end, (read_end, out.fileno(), *children))
     os.close(write_end)
     children[read_end] = [request["id"], pid, [], None]
 
