@@ -7,6 +7,9 @@ times each `trk run ... -y` and the bare command, interleaved, and the
 figures are medians. Printed per format: the overhead over the bare command
 and its ratio to the `trk.yml` operation's (bar: within 10%, a ratio
 <= 1.10). Not a test: timings on a shared machine vary; read the figures.
+The formats' operations parse their output for scalars, as a `trk.yml`
+operation does by default; the bar's operation does not (`output-scalars:
+no`), so a second ratio is to a `trk.yml` operation that does (`trk.yml+s`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from benchutil import TRK, wall  # noqa: E402
 CMD = "python3 -c pass"
 PROJECTS = {
     "trk.yml": ({"trk.yml": f"noop:\n  exec: {CMD}\n  output-scalars: no\n"}, "noop"),
+    "trk.yml+s": ({"trk.yml": f"noop:\n  exec: {CMD}\n"}, "noop"),
     "dvc": ({"dvc.yaml": f"stages:\n  noop:\n    cmd: {CMD}\n"}, "dvc:noop"),
     "dstack": ({".dstack/workflows.yaml": f"workflows:\n  - name: noop\n    image: python:3.11\n    commands:\n"
                                           f"      - {CMD}\n"}, "dstack:noop"),
@@ -58,11 +62,12 @@ def main() -> None:
                 times[k].append(wall(argv, env, cwd))
         med = {k: statistics.median(v) for k, v in times.items()}
         base = med["trk.yml"] - med["bare"]
+        scalars = med["trk.yml+s"] - med["bare"]
         print(f"bare command ({CMD} through sh): {med['bare'] * 1000:.1f} ms")
         for k in PROJECTS:
             over = med[k] - med["bare"]
             print(f"{k:10} trk run {med[k] * 1000:7.1f} ms  overhead {over * 1000:6.1f} ms  "
-                  f"ratio to trk.yml {over / base:5.2f}  (bar: <= 1.10)")
+                  f"ratio to trk.yml {over / base:5.2f}  (bar: <= 1.10)  to trk.yml+s {over / scalars:5.2f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -10,15 +10,16 @@ compares a stage with its entry and says why it must run, or None.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-from typing import Any
+
+TYPE_CHECKING = False  # annotations only: on `trk run dvc:STAGE`'s path
+if TYPE_CHECKING:
+    from typing import Any
 
 from ..errors import TrkError
 from ..fsutil import atomic_write
-from ..project.formats.dvc import Pipeline, Stage, param_values
+from ..project.formats.dvc_stages import Pipeline, Stage, param_values
 
 LOCK = "dvc.lock"
 CHUNK = 1 << 20
@@ -38,6 +39,8 @@ def file_md5(path: str) -> str:
 
 
 def _md5(path: str) -> str:
+    import hashlib  # here: OpenSSL costs 2-3 ms to load, and many stages hash nothing
+
     h = hashlib.md5()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(CHUNK), b""):
@@ -66,6 +69,8 @@ def path_info(path: str) -> dict[str, Any] | None:
     if os.path.isdir(path):
         listing = _dir_listing(path)
         plain = json.dumps([{"md5": e["md5"], "relpath": e["relpath"]} for e in listing], sort_keys=True)
+        import hashlib
+
         return {"hash": "md5", "md5": hashlib.md5(plain.encode()).hexdigest() + ".dir",
                 "size": sum(e["_size"] for e in listing), "nfiles": len(listing)}
     return None
@@ -76,20 +81,29 @@ def path_info(path: str) -> dict[str, Any] | None:
 
 def read_lock(project_dir: str) -> dict[str, Any]:
     """The stage entries of `dvc.lock` ({} when there is none)."""
+    return _read_lock(project_dir)[0]
+
+
+def _read_lock(project_dir: str) -> tuple[dict[str, Any], str | None, bool]:
+    """The stage entries, the text (None: no lock) and whether trk's kept parse of it was used."""
     path = os.path.join(project_dir, LOCK)
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except FileNotFoundError:
-        return {}
-    import yaml
+        return {}, None, False
+    from .dvc_lockyaml import load
 
     try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as e:
+        data, kept = load(text, _cache_dir(), project_dir)
+    except Exception as e:
+        import yaml
+
+        if not isinstance(e, yaml.YAMLError):
+            raise
         raise TrkError(f"{LOCK}: not valid YAML ({e})", f"Delete {LOCK}: trk writes it again.", exit_code=2) from None
     stages = data.get("stages") if isinstance(data, dict) else None
-    return stages if isinstance(stages, dict) else {}
+    return stages if isinstance(stages, dict) else {}, text, kept
 
 
 def stage_entry(pipeline: Pipeline, stage: Stage) -> dict[str, Any]:
@@ -118,21 +132,32 @@ def update_lock(pipeline: Pipeline, stage: Stage) -> dict[str, Any]:
     stages update it too); return the entry."""
     import fcntl
 
-    import yaml
+    from .dvc_lockyaml import dump, remember
 
     entry = stage_entry(pipeline, stage)
     path = os.path.join(pipeline.dir, LOCK)
     # Locking dvc.yaml itself (never replaced by trk) leaves no lock file in the workspace.
     with open(os.path.join(pipeline.dir, "dvc.yaml"), "rb") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        stages = dict(read_lock(pipeline.dir))
+        old, old_text, kept = _read_lock(pipeline.dir)
+        stages = dict(old)
         stages[stage.name] = entry
         # Stages no longer in dvc.yaml leave the lock, as DVC drops them.
         stages = {k: v for k, v in sorted(stages.items()) if k in pipeline.stages}
-        text = yaml.safe_dump({"schema": "2.0", "stages": stages}, sort_keys=False, default_flow_style=False,
-                              allow_unicode=True)
-        atomic_write(path, text)
+        data = {"schema": "2.0", "stages": stages}
+        text = dump(data)  # exactly PyYAML's safe_dump, without importing it for the usual lock
+        if text != old_text:  # the same text again (nothing changed): the file stays as it is
+            atomic_write(path, text)
+        if text != old_text or not kept:
+            remember(text, data, _cache_dir(), pipeline.dir)  # the next read of this text needs no YAML either
     return entry
+
+
+def _cache_dir() -> str:
+    """Where trk keeps its parse of the lock it wrote last (see `dvc_lockyaml`)."""
+    from ..store.runstore import RunStore
+
+    return RunStore().project_cache_dir
 
 
 # -- DVC's cache ----------------------------------------------------------------
@@ -152,6 +177,8 @@ def _store(cache: str, md5: str, src: str | None, data: bytes | None = None) -> 
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     tmp = f"{dest}.tmp-{os.getpid()}"
     if src is not None:
+        import shutil
+
         shutil.copyfile(src, tmp)
     else:
         with open(tmp, "wb") as f:
@@ -176,6 +203,8 @@ def store_outs(pipeline: Pipeline, stage: Stage) -> None:
             for e in listing:
                 _store(cache, e["md5"], os.path.join(path, e["relpath"]))
             plain = json.dumps([{"md5": e["md5"], "relpath": e["relpath"]} for e in listing], sort_keys=True)
+            import hashlib
+
             _store(cache, hashlib.md5(plain.encode()).hexdigest() + ".dir", None, plain.encode())
 
 

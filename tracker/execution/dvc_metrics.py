@@ -9,7 +9,10 @@ plots them against the row index.
 from __future__ import annotations
 
 import os
-from typing import Any
+
+TYPE_CHECKING = False  # annotations only: on `trk run dvc:STAGE`'s path
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _number(value: Any) -> float | None:

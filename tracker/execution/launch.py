@@ -71,7 +71,7 @@ def launch(
             deps_plan.apply(run, say_for(run, sinks))
         if opts.stage:
             return LaunchResult(run, 0)
-        return LaunchResult(run, _execute(run, op, cmd, sinks, opts.on_start, engine))
+        return LaunchResult(run, _execute(run, op, cmd, sinks, opts.on_start, engine, project))
 
 
 # Guild's no-op main (`guild.pass`), for operations that only group steps or
@@ -103,7 +103,8 @@ def _engine(opts: RunOptions, image: Any):
     return connect(image)
 
 
-def _execute(run: Run, op: OpDef, cmd: list[str], sinks: Sinks | None, on_start=None, engine=None) -> int:
+def _execute(run: Run, op: OpDef, cmd: list[str], sinks: Sinks | None, on_start=None, engine=None,
+             project: Project | None = None) -> int:
     if is_noop(op):
         run.start()
         run.finish(0)
@@ -114,7 +115,21 @@ def _execute(run: Run, op: OpDef, cmd: list[str], sinks: Sinks | None, on_start=
 
         return run_container(engine, run, run.get("image"), cmd, container_env(env, run.get("env")), sinks,
                              op.config.get("output-scalars"))
+    runtime = op.config.get("runtime")
+    if runtime in RUNTIMES:  # a format's program, run by this process around the user's command
+        from importlib import import_module
+
+        code = import_module(runtime).execute(run, project, op, cmd, env, sinks, on_start)
+        if code is not None:
+            return code
     return run_process(run, cmd, env, sinks, op.config.get("output-scalars"), on_start=on_start)
+
+
+# The modules a format's operation may name as its `runtime`: each has
+# `execute(run, project, op, cmd, env, sinks, on_start) -> int | None` that does what
+# its `python -m MODULE` program (the run's recorded `cmd`) does, without a
+# second Python, and returns the exit code, or None to run `cmd` after all.
+RUNTIMES = ("tracker.execution.dvc_stage", "tracker.execution.gradient_job")
 
 
 def relaunch(store: RunStore, run: Run | str, opts: RunOptions | None = None, sinks: Sinks | None = None,
@@ -164,7 +179,7 @@ def relaunch(store: RunStore, run: Run | str, opts: RunOptions | None = None, si
         return resume_pipeline(store, project, op, run, opts, sinks, launch, held=held)
     with supervise(run, held or lock(run)):
         run.clear_outcome()
-        return LaunchResult(run, _execute(run, op, run.get("cmd"), sinks, engine=engine))
+        return LaunchResult(run, _execute(run, op, run.get("cmd"), sinks, engine=engine, project=project))
 
 
 class RunClaimed(TrkError):

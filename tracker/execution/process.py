@@ -142,11 +142,16 @@ def run_process(
     sinks: Sinks | None = None,
     output_scalars: Any = None,
     on_start: Callable[[subprocess.Popen], None] | None = None,
+    cwd: str | None = None,
+    after: Callable[[int], int] | None = None,
 ) -> int:
     """Run `argv` for `run` and return its exit code (negative: signal).
 
     Writes `started`, `pid`, `program_pid`, `stopped`, `exit_status` (and
     `terminated` when a stop signal came) attrs. The caller holds the run's lock.
+    The program runs in `cwd` (default: the run directory); `after` (a
+    format's runtime: DVC's lock, Gradient's datasets) gets its exit code
+    unless a stop came, and returns the run's, before the run is finished.
     """
     sinks = sinks or Sinks()
     scalars = _scalar_parser(run, output_scalars)
@@ -155,7 +160,7 @@ def run_process(
             run.terminate(-stop.signum)
             return -stop.signum
         run.start()
-        proc = _spawn(run, argv, env)
+        proc = _spawn(run, argv, env, cwd)
         program.pid = proc.pid
         if stop.stopping:  # the signal came while it was starting
             signal_group(proc.pid, signal.SIGTERM)
@@ -166,6 +171,8 @@ def run_process(
             on_start(proc)
         code = _capture(run, proc, sinks, scalars, stop)
         program.pid = None  # reaped: its pid may be reused
+        if after is not None and not stop.stopping:
+            code = after(code)
         if scalars is not None and not stop.stopping:
             _say_warnings(run, sinks, scalars.warnings)
         run.finish(code, stop.stopping)
@@ -181,11 +188,11 @@ def _say_warnings(run: Run, sinks: Sinks, warnings: list[str]) -> None:
             echo_line(sinks, f"WARNING: {w}")
 
 
-def _spawn(run: Run, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+def _spawn(run: Run, argv: list[str], env: dict[str, str], cwd: str | None = None) -> subprocess.Popen:
     try:
         # A session of its own: a stop signals the program's whole group, and
         # the terminal's Ctrl-C reaches trk alone, which stops the program.
-        return subprocess.Popen(argv, cwd=run.dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        return subprocess.Popen(argv, cwd=cwd or run.dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
     except OSError as e:
         msg = f"cannot run {argv[0]}: {e.strerror or e}"

@@ -167,19 +167,22 @@ def load(dir: str = ".", cache_dir: str | None = None) -> Project:
     With `cache_dir`, the parsed file is cached as JSON keyed by its path,
     size and mtime, so a repeated `trk run` does not even import YAML.
     """
-    from .formats import detect, load_models
+    from .formats import load_formats
 
     dir = os.path.abspath(dir)
     path = find_project_file(dir)
-    formats = detect(dir)
-    if path is None and not formats:
-        raise ProjectError(
-            f"no project file in {dir}",
-            "Create trk.yml (or guild.yml) there, or cd to a project directory.",
-        )
-    project = load_file(path, cache_dir) if path else Project(dir, os.path.join(dir, "trk.yml"), {},
-                                                                cache_dir=cache_dir)
-    for model in load_models(dir, formats):  # dvc.yaml, dstack, Valohai, Gradient pipelines
+    if path is None:
+        models = load_formats(dir, cache_dir)
+        if not models:
+            raise ProjectError(
+                f"no project file in {dir}",
+                "Create trk.yml (or guild.yml) there, or cd to a project directory.",
+            )
+        project = Project(dir, os.path.join(dir, "trk.yml"), {}, cache_dir=cache_dir)
+    else:
+        project = load_file(path, cache_dir)
+        models = load_formats(dir, cache_dir)
+    for model in models:  # dvc.yaml, dstack, Valohai, Gradient pipelines (cached as the project file is)
         project.models.setdefault(model.name, model)  # the project file's own model of that name wins
         project.warnings += getattr(model, "warnings", [])  # a format's unknown keys, with file and line
     return project

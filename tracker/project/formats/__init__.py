@@ -35,14 +35,24 @@ FORMATS: dict[str, tuple[tuple[str, ...], str]] = {
 
 def detect(project_dir: str) -> list[str]:
     """The formats whose files are in `project_dir`, in `FORMATS` order."""
+    from .modelcache import note_file, note_listing
+
     found = []
     for name, (files, _) in FORMATS.items():
         for rel in files:
             path = os.path.join(project_dir, rel)
+            if rel.endswith("/"):
+                note_listing(path, (".yaml", ".yml"))
+            else:
+                note_file(path)
             if rel.endswith("/") and _has_yaml(path) or os.path.isfile(path):
                 found.append(name)
                 break
-    if "valohai" not in found and not any(os.path.isfile(os.path.join(project_dir, f)) for f in ("trk.yml", "guild.yml")):
+    if "valohai" in found:
+        return found
+    for f in ("trk.yml", "guild.yml"):
+        note_file(os.path.join(project_dir, f))
+    if not any(os.path.isfile(os.path.join(project_dir, f)) for f in ("trk.yml", "guild.yml")):
         from .valohai_scan import has_prepare_call
 
         if has_prepare_call(project_dir):  # steps defined in scripts by prepare(), no YAML at all (item 3)
@@ -56,6 +66,14 @@ def _has_yaml(dir: str) -> bool:
         return any(n.endswith((".yaml", ".yml")) for n in os.listdir(dir))
     except OSError:
         return False
+
+
+def load_formats(project_dir: str, cache_dir: str | None = None) -> list["Model"]:
+    """The models of the formats in `project_dir`; with `cache_dir`, from the
+    JSON cache while no file their loaders read has changed (`modelcache`)."""
+    from .modelcache import load_cached
+
+    return load_cached(project_dir, cache_dir, lambda: load_models(project_dir))
 
 
 def load_models(project_dir: str, formats: list[str] | None = None) -> list["Model"]:

@@ -20,6 +20,7 @@ from ..flags import FlagConfigError, flagdefs_from_config
 from ..guildfile import InFile
 from ..loader import Model, OpDef
 from .cycles import find_cycle
+from .modelcache import note_file
 from .yamldoc import YamlDoc
 
 WORKFLOW_KEYS = {"name", "image", "commands", "depends-on", "artifacts", "help"}
@@ -59,6 +60,8 @@ class _Workflow:
 def load(project_dir: str) -> Model:
     """The `dstack` model of the workflows in `project_dir/.dstack/`."""
     base = os.path.join(project_dir, ".dstack")
+    for name in ("workflows.yaml", "workflows.yml", "variables.yaml", "variables.yml"):
+        note_file(os.path.join(base, name))  # which of them exist decides what is read
     path = next(p for p in (os.path.join(base, n) for n in ("workflows.yaml", "workflows.yml")) if os.path.isfile(p))
     doc = YamlDoc(path, project_dir)
     workflows = _read_workflows(doc)

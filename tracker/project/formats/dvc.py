@@ -13,16 +13,15 @@ from __future__ import annotations
 import os
 import posixpath
 import shlex
-from dataclasses import dataclass, field
-from typing import Any
 
 from ...errors import ProjectError
 from ...fsutil import is_inside
 from .cycles import find_cycle
-from .dvc_params import DEFAULT_PARAMS, flatten, get_key, is_missing, read_params_file
+from .dvc_params import DEFAULT_PARAMS, read_params_file
+from .dvc_stages import FILE, Out, Pipeline, Stage, stage_data, stage_flags
 from .dvc_template import TemplateError, expand_foreach, interpolate, load_vars
+from .modelcache import note_file
 
-FILE = "dvc.yaml"
 MODEL = "dvc"
 STAGE_KEYS = {"cmd", "wdir", "deps", "outs", "params", "metrics", "plots", "frozen", "always_changed",
               "desc", "meta", "vars"}
@@ -30,72 +29,9 @@ OUT_KEYS = {"cache", "persist", "remote", "desc", "checkpoint", "push", "type", 
 PLOT_KEYS = {"x", "y", "x_label", "y_label", "title", "template", "header"}
 TOP_KEYS = {"stages", "vars", "plots", "metrics", "params", "artifacts", "datasets"}
 
-
-@dataclass
-class Out:
-    """An out, metrics or plots file of a stage."""
-
-    path: str  # as written (relative to the stage's wdir)
-    file: str  # relative to the project directory
-    kind: str = "outs"
-    cache: bool = True
-    persist: bool = False
-
-
-@dataclass
-class Stage:
-    """One stage of `dvc.yaml`, templating resolved."""
-
-    name: str
-    cmd: Any  # a string, or a list of strings run in order
-    wdir: str = "."  # relative to the project directory
-    deps: list[tuple[str, str]] = field(default_factory=list)  # (as written, project-relative)
-    outs: list[Out] = field(default_factory=list)
-    params: dict[str, list[str] | None] = field(default_factory=dict)  # file as written -> keys (None: all)
-    frozen: bool = False
-    always_changed: bool = False
-    desc: str = ""
-    keypath: tuple = ()
-
-    @property
-    def commands(self) -> list[str]:
-        """The shell commands to run, in order."""
-        return list(self.cmd) if isinstance(self.cmd, list) else [self.cmd]
-
-    def params_path(self, file: str) -> str:
-        """A params file name as written, relative to the project directory."""
-        return posixpath.normpath(posixpath.join(self.wdir, file))
-
-
-@dataclass
-class Pipeline:
-    """The stages of `dvc.yaml`, the graph between them, and load warnings."""
-
-    dir: str
-    stages: dict[str, Stage]
-    upstream: dict[str, list[str]]
-    warnings: list[str] = field(default_factory=list)
-    lines: Any = None
-
-    def where(self, keypath: tuple) -> str:
-        """`dvc.yaml, line N` of a key path."""
-        return f"{FILE}, line {self.lines.line(keypath) if self.lines else 1}"
-
-    def order(self, targets: list[str] | None = None) -> list[str]:
-        """Stage names in an order that runs every stage after its upstream
-        stages; with `targets`, only those and what they depend on."""
-        seen: dict[str, None] = {}
-
-        def visit(name: str) -> None:
-            if name in seen:
-                return
-            for up in self.upstream[name]:
-                visit(up)
-            seen[name] = None
-
-        for name in targets if targets is not None else self.stages:
-            visit(name)
-        return list(seen)
+TYPE_CHECKING = False  # annotations only, as everywhere on `trk run`'s path
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def load(project_dir: str):
@@ -107,7 +43,8 @@ def load(project_dir: str):
     excludes = [{"exclude": {"dir": ".dvc"}}, {"exclude": "dvc.lock"}]
     for stage in pipeline.stages.values():
         exec_ = f"python -m tracker.execution.dvc_stage ${{project_dir}} {shlex.quote(stage.name)}"
-        config = {"exec": exec_, "description": stage.desc or _describe(stage), "flags": stage_flags(pipeline, stage)}
+        config = {"exec": exec_, "description": stage.desc or _describe(stage), "flags": stage_flags(pipeline, stage),
+                  "runtime": "tracker.execution.dvc_stage"}  # run by trk itself, without a second Python
         model.operations[stage.name] = OpDef(MODEL, stage.name, config, {}, ())
         excludes += [{"exclude": o.file} for o in stage.outs] + [{"exclude": {"dir": o.file}} for o in stage.outs]
     name = "_repro" if "repro" in pipeline.stages else "repro"
@@ -118,6 +55,8 @@ def load(project_dir: str):
                                                  "(use 'trk repro' to skip unchanged stages)"}, {}, ())
     model.sourcecode = excludes  # outs are results, not source
     model.warnings = pipeline.warnings
+    # What `execution.dvc_stage.execute` needs to run a stage without reading dvc.yaml again (cached with the model).
+    model.dvc_stages = {name: stage_data(stage) for name, stage in pipeline.stages.items()}
     from ..flags import flagdefs_from_config
 
     for op in model.operations.values():
@@ -130,54 +69,6 @@ def _describe(stage: Stage) -> str:
     return first.splitlines()[0] if first else ""
 
 
-def flag_name(stage: Stage, file: str, key: str) -> str:
-    """A tracked parameter's flag name: the key for `params.yaml`, else `FILE:key`."""
-    return key if file == DEFAULT_PARAMS else f"{file}:{key}"
-
-
-def param_values(pipeline: Pipeline, stage: Stage, strict: bool = True) -> dict[str, dict[str, Any]]:
-    """The tracked parameters' current values: file as written -> {key: value}
-    (a whole-file entry: its whole contents, as DVC locks them)."""
-    out: dict[str, dict[str, Any]] = {}
-    for file, keys in stage.params.items():
-        path = os.path.join(pipeline.dir, stage.params_path(file))
-        at = stage.keypath + ("params",)
-        if not os.path.isfile(path):
-            if not strict:
-                continue
-            raise ProjectError(f"{pipeline.where(at)}: stages.{stage.name}.params: parameters file '{file}' "
-                               "does not exist", exit_code=2)
-        data = read_params_file(path, stage.params_path(file))
-        if keys is None:
-            out[file] = data
-            continue
-        values = {}
-        for key in keys:
-            value = get_key(data, key)
-            if is_missing(value):
-                if strict:
-                    raise ProjectError(f"{pipeline.where(at)}: stages.{stage.name}.params: '{key}' is not "
-                                       f"defined in '{file}'", exit_code=2)
-                continue
-            values[key] = value
-        out[file] = values
-    return out
-
-
-def stage_flags(pipeline: Pipeline, stage: Stage) -> dict[str, Any]:
-    """The stage's tracked parameters as flag definitions (defaults: their values now)."""
-    import json
-
-    flags = {}
-    for file, values in param_values(pipeline, stage, strict=False).items():
-        leaves = flatten(values) if stage.params[file] is None else values
-        for key, value in leaves.items():
-            if isinstance(value, (list, dict)):
-                value = json.dumps(value)  # a list is a batch to trk: kept as its text
-            flags[flag_name(stage, file, key)] = {"default": value}
-    return flags
-
-
 # -- reading dvc.yaml ----------------------------------------------------------
 
 
@@ -187,6 +78,7 @@ def read_pipeline(project_dir: str) -> Pipeline:
 
     project_dir = os.path.abspath(project_dir)
     path = os.path.join(project_dir, FILE)
+    note_file(path)
     if not os.path.isfile(path):
         raise ProjectError(f"there is no {FILE} in {project_dir}", "cd to the directory of dvc.yaml.")
     data, warnings = _parse(path, FILE)
@@ -214,6 +106,7 @@ def _read(pipeline: Pipeline, data: Any) -> None:
         raise TemplateError(("stages",), "'stages' must be a mapping of stage names to stages")
     context: dict = {}
     default_params = os.path.join(pipeline.dir, DEFAULT_PARAMS)
+    note_file(default_params)
     if os.path.isfile(default_params):
         context.update(read_params_file(default_params, DEFAULT_PARAMS))
     load_vars(context, data.get("vars"), pipeline.dir, pipeline.dir, ("vars",))

@@ -10,7 +10,10 @@ own Python params reader does.
 from __future__ import annotations
 
 import os
-from typing import Any
+
+TYPE_CHECKING = False  # annotations only: on `trk run dvc:STAGE`'s path
+if TYPE_CHECKING:
+    from typing import Any
 
 from ...errors import ProjectError
 
@@ -24,7 +27,10 @@ def read_params_file(path: str, name: str | None = None) -> dict[str, Any]:
     the file when it cannot be read or is not a mapping."""
     import copy
 
+    from .modelcache import note_file
+
     name = name or path
+    note_file(path)
     try:
         st = os.stat(path)
         key = (os.path.abspath(path), st.st_mtime_ns, st.st_size, st.st_ino)

@@ -13,7 +13,10 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from typing import Any
+
+TYPE_CHECKING = False  # annotations only: on `trk run dvc:STAGE`'s path
+if TYPE_CHECKING:
+    from typing import Any
 
 from .dvc_params import flatten, read_params_file
 
@@ -73,7 +76,10 @@ def read_vars_file(base_dir: str, path: str, root: str, keypath: tuple) -> dict:
     """A params file named in `vars:` (relative to `base_dir`, inside `root`)."""
     from ...fsutil import is_inside
 
+    from .modelcache import note_file
+
     full = os.path.join(base_dir, path)
+    note_file(full)
     if not is_inside(root, full):
         raise TemplateError(keypath, f"vars file '{path}' is outside the project directory")
     if not os.path.isfile(full):

@@ -21,6 +21,7 @@ from ..flags import FlagConfigError, flagdefs_from_config
 from ..guildfile import InFile
 from ..loader import Model, OpDef
 from .cycles import find_cycle
+from .modelcache import note_listing
 from .yamldoc import YamlDoc
 
 FILE_KEYS = {"defaults", "inputs", "jobs", "on", "context"}
@@ -39,6 +40,7 @@ def load(project_dir: str) -> Model:
     """The `gradient` model: one stepped operation per workflow file."""
     model = Model("gradient", description="Gradient workflows (.gradient/workflows/*.yaml)")
     warnings: list[str] = []
+    note_listing(os.path.join(project_dir, ".gradient", "workflows"), (".yaml", ".yml"))
     paths = sorted(set(glob.glob(os.path.join(project_dir, ".gradient", "workflows", "*.yaml"))
                        + glob.glob(os.path.join(project_dir, ".gradient", "workflows", "*.yml"))))
     for path in paths:
@@ -240,6 +242,7 @@ class _Workflow:
         text = json.dumps(job_spec, sort_keys=True).replace("$", "\\u0024")
         config: dict[str, Any] = {
             "exec": "python -m tracker.execution.gradient_job " + _quote(text),
+            "runtime": "tracker.execution.gradient_job",  # run by trk itself, without a second Python
             "env": self._env(keys, spec),
             "flags": flags,
             "description": f"job {job} of Gradient workflow {self.doc.name} ({uses})",

@@ -83,6 +83,10 @@ def _kind(value: Any) -> str:
 
 def find_file(project_dir: str) -> str | None:
     """The project's valohai.yaml (or .yml), or None."""
+    from .modelcache import note_file
+
+    for f in FILES:
+        note_file(os.path.join(project_dir, f))
     return next((os.path.join(project_dir, f) for f in FILES if os.path.isfile(os.path.join(project_dir, f))), None)
 
 

@@ -57,7 +57,10 @@ class ScriptReader:
 
 def candidate_scripts(project_dir: str) -> list[str]:
     """Top-level scripts whose text mentions `prepare(`, sorted."""
+    from .modelcache import note_file, note_listing
+
     found = []
+    note_listing(project_dir, (".py",))
     try:
         names = sorted(os.listdir(project_dir))
     except OSError:
@@ -65,6 +68,7 @@ def candidate_scripts(project_dir: str) -> list[str]:
     for name in names:
         if name.endswith(".py"):
             path = os.path.join(project_dir, name)
+            note_file(path)
             try:
                 with open(path, "rb") as f:
                     if b"prepare(" in f.read():

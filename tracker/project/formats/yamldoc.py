@@ -19,6 +19,9 @@ class YamlDoc:
     def __init__(self, path: str, project_dir: str):
         import yaml
 
+        from .modelcache import note_file
+
+        note_file(path)
         self.path = path
         self.name = os.path.relpath(path, project_dir)
         self.warnings: list[str] = []
