@@ -34,6 +34,20 @@ def test_plain_run_imports_neither_click_nor_inspect(trk, project):
     assert "msg: quick" in run and "status: completed" in run
 
 
+def test_the_output_scalar_parser_waits_for_output(trk, project):
+    # A program that prints nothing never needs the parser: it is not even imported.
+    (project / "trk.yml").write_text((project / "trk.yml").read_text() + "\nquiet:\n  exec: python -c pass\n"
+                                  "talk:\n  exec: python -c \"print('loss=0.5')\"\n")
+    trk("run", "quiet", "-y", cwd=project)
+    p, mods = _imported(trk, project, "run", "quiet", "-y")
+    assert p.returncode == 0, p.stderr
+    assert "tracker.metrics.output" not in mods
+    # One that prints gets its scalars, as ever.
+    p, mods = _imported(trk, project, "run", "talk", "-y")
+    assert p.returncode == 0 and "tracker.metrics.output" in mods
+    assert "loss" in trk("compare", "-t", "-n", "1", cwd=project).stdout.splitlines()[0]
+
+
 def test_other_options_take_the_click_path(trk, project):
     p, mods = _imported(trk, project, "run", "train", "-y", "-l", "mine", "-t", "x")
     assert p.returncode == 0, p.stderr

@@ -118,6 +118,8 @@ def _scalar_parser(run: Run, spec: Any):
     """The output-scalar writer for this run, or None when disabled."""
     if spec is False:  # `output-scalars: no`: not even the parser's import
         return None
+    if spec is None:  # the default patterns: nothing to check before the program starts
+        return _FirstOutput(run)
     from ..metrics.output import OutputScalars
 
     try:
@@ -125,6 +127,32 @@ def _scalar_parser(run: Run, spec: Any):
     except ValueError as e:
         raise TrkError(str(e), "Fix output-scalars in the project file.") from None
     return scalars if scalars.spec.enabled else None
+
+
+class _FirstOutput:
+    """The default output-scalar writer, made when the program first prints:
+    a run whose program prints nothing (a pipeline's no-op, a DVC stage that
+    only writes files) spares the parser's imports and set-up."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.real: Any = None
+        self.warnings: list[str] = []
+
+    def feed(self, data: bytes) -> None:
+        """Queue output bytes for the parser (made now if need be)."""
+        if data:
+            if self.real is None:
+                from ..metrics.output import OutputScalars
+
+                self.real = OutputScalars(None, self.run.meta_dir, ignore=self.run.flags)
+            self.real.feed(data)
+
+    def close(self) -> list[str]:
+        """Parse what is left and close the event file (see OutputScalars.close)."""
+        if self.real is not None:
+            self.warnings = self.real.close()
+        return self.warnings
 
 
 READ_SIZE = 1 << 16
