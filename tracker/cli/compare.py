@@ -40,6 +40,8 @@ def compare(specs, table, columns, csv_path, as_json, skip_unchanged, min_col, m
 
     Scalars come from an incremental index of the runs' TensorBoard event
     files; a pipeline run shows the scalars of its steps (`train#loss`).
+    The default table keeps each finished run's row, as shown, until the
+    run changes (in $TRK_HOME/index/compare-rows.sqlite; safe to delete).
     On a terminal, statuses are coloured and indexing many runs' scalars
     shows a progress bar.
     """
