@@ -283,8 +283,16 @@ class ScalarIndex:
                 progress(len(todo), len(todo))
 
     def _stamps(self, run_ids: list[str]) -> dict[str, str]:
-        rows = self.db.execute("SELECT run_id, stamp FROM runs").fetchall()
         wanted = set(run_ids)
+        if len(wanted) <= 5000:  # a page of runs: looked up, not the whole table read (100,000 rows)
+            ids = sorted(wanted)
+            out = {}
+            for k in range(0, len(ids), 500):
+                chunk = ids[k:k + 500]
+                out.update(self.db.execute(f"SELECT run_id, stamp FROM runs WHERE run_id IN ({','.join('?' * len(chunk))})",
+                                           chunk))
+            return out
+        rows = self.db.execute("SELECT run_id, stamp FROM runs").fetchall()
         return {r: s for r, s in rows if r in wanted}
 
     def _refresh_run(self, run_id: str, run_dir: str, stamp: str | None) -> None:

@@ -69,13 +69,18 @@ class RowCache:
                 self.close()
                 if attempt == 1 and os.path.exists(path):
                     try:  # damaged: it only held what can be rendered again
-                        os.remove(path)
+                        for name in (path, path + "-wal", path + "-shm"):
+                            if os.path.exists(name):
+                                os.remove(name)
                     except OSError:
                         return
 
     def _open(self) -> None:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         db = self.db = sqlite3.connect(self.path, timeout=1.0, isolation_level=None)
+        # A cache: a write that a crash loses is rendered again (WAL, no sync per page of rows written).
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
         generation = _generation()
         found = db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
@@ -191,23 +196,22 @@ class CachedTable:
                 # Cells repeat (operations, statuses, flag values): one string each.
                 out[want[0]] = (shape, list(map(intern, (cells + SEP).split(SEP))))
         todo = {run_id: k for k, (run_id, _) in enumerate(listing) if out[k] is None}
-        fresh = self._render(list(todo), checked, progress)
-        self.rendered = len(fresh)
         versions = dict(listing)
-        cache.put([(run_id, versions[run_id], shape, cells) for run_id, (shape, cells) in fresh.items()
-                   if versions.get(run_id) is not None and not any(SEP in c for c in cells)])
-        for run_id, (shape, cells) in fresh.items():
-            out[todo[run_id]] = (shape, cells + [""])
+        for page in self._render(list(todo), checked, progress):  # cached as they are made: memory for a page
+            cache.put([(run_id, versions[run_id], shape, cells) for run_id, shape, cells in page
+                       if versions.get(run_id) is not None and not any(SEP in c for c in cells)])
+            for run_id, shape, cells in page:
+                out[todo[run_id]] = (shape, [*map(intern, cells), ""])
+            self.rendered += len(page)
         return [row for row in out if row is not None]  # (a run removed meanwhile has no row)
 
     def _render(self, run_ids: list[str], checked: dict[str, RunRecord],
-                progress: Any) -> dict[str, tuple[tuple[str, ...], list[str]]]:
-        """{id: (shape, cells)} rendered from the indexes: the short id, the
-        attrs, then a cell per flag the run has and per scalar tag it has a
-        last value for (`shape` names those: `=flag`, `#tag`)."""
-        out: dict[str, tuple[tuple[str, ...], list[str]]] = {}
+                progress: Any) -> Iterator[list[tuple[str, tuple[str, ...], list[str]]]]:
+        """Pages of (id, shape, cells) rendered from the indexes: the short id,
+        the attrs, then a cell per flag the run has and per scalar tag it has
+        a last value for (`shape` names those: `=flag`, `#tag`)."""
         if not run_ids:
-            return out
+            return
         index = self.store.scalar_index()
         flag, attr = cell_formatter("flag"), cell_formatter("attr")
         for k in range(0, len(run_ids), PAGE):
@@ -221,6 +225,7 @@ class CachedTable:
             index.refresh([(r.id, r.dir, _stamp(r)) for r in recs])
             lasts = index.lasts([r.id for r in recs])
             attrs = [attr_column(recs, a) for a in ATTRS]
+            out = []
             for j, rec in enumerate(recs):
                 names = sorted(rec.flags)
                 own = lasts.get(rec.id, {})
@@ -228,12 +233,12 @@ class CachedTable:
                 shape = tuple(["=" + n for n in names] + ["#" + t for t in tags])
                 cells = [rec.id[:8], *(attr(col[j]) for col in attrs), *(flag(rec.flags[n]) for n in names),
                          *(format_scalar(own_last(own, t)) for t in tags)]
-                out[rec.id] = (shape, cells)
+                out.append((rec.id, shape, cells))
+            yield out
         if progress is not None and index.progress is not None:
             progress(len(run_ids), len(run_ids))  # (ends a bar the pages started)
         index.progress = None
         self.warnings += list(getattr(index, "warnings", []) or [])
-        return out
 
     def _assemble(self, rows: list[tuple[Any, list[str] | str]], shapes: dict[int, tuple[str, ...]]) -> None:
         """Lay the rows out in the table's columns: attrs, every flag, every
