@@ -169,6 +169,7 @@ class CachedTable:
         self.store = store
         self.warnings: list[str] = []
         self.rendered = 0  # rows rendered, not read from the cache (for tests and benchmarks)
+        self.filt, self.limit = filt, limit
         cache = RowCache(os.path.join(store.index_dir, "compare-rows.sqlite"))
         try:
             listing = list(store.versions(filt, limit=limit))
@@ -214,15 +215,20 @@ class CachedTable:
             return
         index = self.store.scalar_index()
         flag, attr = cell_formatter("flag"), cell_formatter("attr")
+        if len(run_ids) > PAGE:  # many (a cold index): brought up to date at once, under one bar
+            todo = set(run_ids)
+            index.progress = progress
+            index.refresh([(i, f"{self.store.runs_dir}/{i}", stamp)
+                           for i, _, stamp in self.store.scan(self.filt, limit=self.limit) if i in todo])
+            index.progress = None
         for k in range(0, len(run_ids), PAGE):
             chunk = run_ids[k:k + PAGE]
             records = {i: checked[i] for i in chunk if i in checked}
             records.update(self.store.records([i for i in chunk if i not in checked], deps=False))
             recs = [records[i] for i in chunk if i in records]
-            if progress is not None:  # one bar over all the pages
-                index.progress = lambda done, total, k=k, n=len(chunk): progress(
-                    k + (done * n // total if total else n), len(run_ids))
-            index.refresh([(r.id, r.dir, _stamp(r)) for r in recs])
+            index.progress = progress if len(run_ids) <= PAGE else None
+            index.refresh([(r.id, r.dir, _stamp(r)) for r in recs])  # (done above, but for runs changed since)
+            index.progress = None
             lasts = index.lasts([r.id for r in recs])
             attrs = [attr_column(recs, a) for a in ATTRS]
             out = []
@@ -235,9 +241,6 @@ class CachedTable:
                          *(format_scalar(own_last(own, t)) for t in tags)]
                 out.append((rec.id, shape, cells))
             yield out
-        if progress is not None and index.progress is not None:
-            progress(len(run_ids), len(run_ids))  # (ends a bar the pages started)
-        index.progress = None
         self.warnings += list(getattr(index, "warnings", []) or [])
 
     def _assemble(self, rows: list[tuple[Any, list[str] | str]], shapes: dict[int, tuple[str, ...]]) -> None:
