@@ -53,7 +53,7 @@ def rendered_table():
     kinds = ["attr"] + [c.kind for c in cols]
     h, _, columns = _columns(cmp, cols, headers, kinds, None, None, False)
     cached = CachedTable(RunStore())
-    return (h, [list(c) for c in columns]), (cached.headers, [list(c) for c in cached.columns]), cached.rendered
+    return (h, [list(c) for c in columns]), (cached.headers, [list(c) for c in cached.columns()]), cached.rendered
 
 
 def make_runs(trk, proj):
@@ -151,3 +151,21 @@ def test_rows_of_runs_that_left_the_store_are_dropped(trk, proj, trk_home):
     out = trk("compare", "-t").stdout
     assert "report" not in out
     assert sqlite3.connect(db).execute("SELECT count(*) FROM rows").fetchone()[0] == 3
+
+
+def test_large_tables_are_laid_out_as_tabulate_lays_out_small_ones():
+    # Past 2,000 rows the table is formatted as it is read (`_ascii_table`, from
+    # each column's longest cell); it must read exactly as tabulate's "plain" does.
+    import random
+
+    from tracker.cli.compare import _ascii_table, table_lines
+
+    rnd = random.Random(7)
+    headers = ["run", "operation", "lr", "note", "loss"]
+    kinds = ["attr", "attr", "flag", "flag", "scalar"]
+    words = ["", "a", "train", "0.001", "1e-05", "long value here", "x y"]
+    columns = [[rnd.choice(words) for _ in range(300)] for _ in headers]
+    columns[0] = [f"{k:08x}" for k in range(300)]
+    expected = list(table_lines(headers, columns, kinds))  # tabulate: fewer than 2,000 rows
+    widths = [max(map(len, col)) for col in columns]
+    assert list(_ascii_table(headers, kinds, widths, zip(*columns))) == expected

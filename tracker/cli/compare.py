@@ -56,11 +56,21 @@ def compare(specs, table, columns, csv_path, as_json, skip_unchanged, min_col, m
         from tracker.views.rowcache import CachedTable
 
         cached = CachedTable(st, filt, limit, progress=bar)
-        headers, kinds, columns_ = cached.headers, cached.kinds, cached.columns
-        if skip_unchanged:
-            headers, kinds, columns_ = _drop_same(headers, kinds, columns_)
+        keep = cached.changing() if skip_unchanged and len(cached) > 1 else None
+        headers, kinds = cached.headers, cached.kinds
+        if keep is not None:
+            headers, kinds = [headers[i] for i in keep], [kinds[i] for i in keep]
         _warn(st, cached)
-        _output(headers, kinds, columns_, csv_path, table, fmt, no_color)
+        if csv_path:
+            _write_csv(csv_path, headers, cached.rows(keep))
+            return
+        widths = None
+        if fmt is None and len(cached) > LARGE_TABLE and not ("status" in headers and colour_wanted(no_color)):
+            widths = cached.widths(keep)  # (None: a cell is not ASCII)
+        if widths is not None and all(h.isascii() for h in headers):  # 100,000 rows: laid out as read, never all held
+            _echo_lines(_ascii_table(headers, kinds, widths, cached.rows(keep)), table)
+            return
+        _output(headers, kinds, cached.columns(keep), csv_path, table, fmt, no_color)
         return
     if specs:
         cmp = Comparison(st, select_runs(st, specs, filt)[:limit], progress=bar)
@@ -86,17 +96,25 @@ def compare(specs, table, columns, csv_path, as_json, skip_unchanged, min_col, m
 def _output(headers, kinds, columns_, csv_path, table, fmt, no_color, status: str | None = "status") -> None:
     """Write the cells as CSV, or as a table (paged on a terminal unless `table`)."""
     if csv_path:
-        out = sys.stdout if csv_path == "-" else open(csv_path, "w", newline="")
-        try:
-            w = csv.writer(out)
-            w.writerow(headers)
-            w.writerows(zip(*columns_))
-        finally:
-            if out is not sys.stdout:
-                out.close()
+        _write_csv(csv_path, headers, zip(*columns_))
         return
     colour = fmt != "latex" and status in headers and colour_wanted(no_color)
-    lines = table_lines(headers, columns_, kinds, fmt, headers.index(status) if colour else None)
+    _echo_lines(table_lines(headers, columns_, kinds, fmt, headers.index(status) if colour else None), table)
+
+
+def _write_csv(path: str, headers, rows) -> None:
+    out = sys.stdout if path == "-" else open(path, "w", newline="")
+    try:
+        w = csv.writer(out)
+        w.writerow(headers)
+        w.writerows(rows)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+
+
+def _echo_lines(lines, table: bool) -> None:
+    """Print the table's lines, through the pager on a terminal unless `table`."""
     if table or not sys.stdout.isatty() or os.environ.get("TRK_NO_PAGER"):
         while True:
             chunk = list(islice(lines, 1000))
@@ -197,13 +215,8 @@ def _plain_table(headers, columns, kinds, colour_at: int | None = None) -> Itera
     """tabulate's "plain" layout for one-line cells: each column as wide as
     its widest cell or its header plus 2, two spaces between columns."""
     right = [k == "scalar" for k in kinds]
-    if colour_at is None and all("".join(col).isascii() for col in columns):
-        # Every cell one character a column: one %-format a row, in C.
-        widths = [max(len(h) + 2, max(map(len, col), default=0)) for h, col in zip(headers, columns)]
-        yield "  ".join(h.rjust(w) if r else h.ljust(w) for h, w, r in zip(headers, widths, right)).rstrip()
-        line = "  ".join(f"%{'' if r else '-'}{w}s" for w, r in zip(widths, right))
-        for row in zip(*columns):
-            yield (line % row).rstrip()
+    if colour_at is None and all(h.isascii() for h in headers) and all("".join(col).isascii() for col in columns):
+        yield from _ascii_table(headers, kinds, [max(map(len, col), default=0) for col in columns], zip(*columns))
         return
     width = _display_width()
     widths = [max(width(h) + 2, max(map(width, col), default=0)) for h, col in zip(headers, columns)]
@@ -223,6 +236,17 @@ def _plain_table(headers, columns, kinds, colour_at: int | None = None) -> Itera
             padded[colour_at] = [colour_status(c) for c in padded[colour_at]]
         for row in zip(*padded):
             yield "  ".join(row).rstrip()
+
+
+def _ascii_table(headers, kinds, widths, rows) -> Iterator[str]:
+    """`_plain_table`'s layout when every cell is ASCII (one character a
+    column), `widths` the longest cell of each column: one %-format a row, in C."""
+    right = [k == "scalar" for k in kinds]
+    widths = [max(len(h) + 2, w) for h, w in zip(headers, widths)]
+    yield "  ".join(h.rjust(w) if r else h.ljust(w) for h, w, r in zip(headers, widths, right)).rstrip()
+    line = "  ".join(f"%{'' if r else '-'}{w}s" for w, r in zip(widths, right))
+    for row in rows:
+        yield (line % row).rstrip()
 
 
 def _display_width():

@@ -181,28 +181,28 @@ class CachedTable:
         self._assemble(rows, cache.shapes)
 
     def _rows(self, listing: list[tuple[str, str | None]], cache: RowCache,
-              progress: Any) -> list[tuple[Any, list[str]]]:
-        """Each run's (shape, cells), in listing order: read a page at a time
-        from the cache where the run's version matches, else rendered."""
+              progress: Any) -> list[tuple[Any, list[str] | str]]:
+        """Each run's (shape, cells), in listing order: read from the cache
+        (cells as its text) where the run's version matches, else rendered
+        (cells as a list)."""
         checked = self.store.records([i for i, _ in listing[:CHECKED_RUNS]], checked=True, deps=False)
         for k, (run_id, _) in enumerate(listing[:CHECKED_RUNS]):
             rec = checked.get(run_id)
             listing[k] = (run_id, rec.version if rec is not None else None)  # as the attr files say
         wanted = {run_id: (k, version) for k, (run_id, version) in enumerate(listing) if version is not None}
         out: list[Any] = [None] * len(listing)
-        shapes, intern = cache.shapes, sys.intern
+        shapes = cache.shapes
         for run_id, version, shape, cells in cache.rows(list(wanted)):
             want = wanted.get(run_id)
             if want is not None and want[1] == version and shape in shapes:
-                # Cells repeat (operations, statuses, flag values): one string each.
-                out[want[0]] = (shape, list(map(intern, (cells + SEP).split(SEP))))
+                out[want[0]] = (shape, cells)  # split as the table is read: 100,000 rows' cells need not be held
         todo = {run_id: k for k, (run_id, _) in enumerate(listing) if out[k] is None}
         versions = dict(listing)
         for page in self._render(list(todo), checked, progress):  # cached as they are made: memory for a page
             cache.put([(run_id, versions[run_id], shape, cells) for run_id, shape, cells in page
                        if versions.get(run_id) is not None and not any(SEP in c for c in cells)])
             for run_id, shape, cells in page:
-                out[todo[run_id]] = (shape, [*map(intern, cells), ""])
+                out[todo[run_id]] = (shape, cells)
             self.rendered += len(page)
         return [row for row in out if row is not None]  # (a run removed meanwhile has no row)
 
@@ -262,14 +262,65 @@ class CachedTable:
             at = {n: width + i for i, n in enumerate(names_)}
             # A cell the run has none of reads the empty cell after its last.
             getters[shape] = itemgetter(*range(width), *(at.get(n, -1) for n in extra))
-        columns: list[list[str]] = [[] for _ in range(width + len(extra))]
-        for k in range(0, len(rows), PAGE):  # a page of row tuples at a time, then column by column
-            page = [getters[shape](cells) for shape, cells in rows[k:k + PAGE]]
-            for column, cells in zip(columns, zip(*page)):
-                column += cells
+        self._getters = getters
+        self._rows = rows
         self.headers = ["run"] + [c.header for c in cols]
         self.kinds = ["attr"] + [c.kind for c in cols]
-        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def rows(self, keep: list[int] | None = None) -> Iterator[tuple[str, ...]]:
+        """Each row's cells in the table's column order (only the columns at
+        `keep`, when given), made as they are read."""
+        getters = self._getters
+        if keep is not None:
+            pick = itemgetter(*keep) if len(keep) > 1 else (lambda row, i=keep[0]: (row[i],))
+            getters = {shape: (lambda cells, g=g: pick(g(cells))) for shape, g in getters.items()}
+        for shape, cells in self._rows:
+            yield getters[shape]((cells + SEP).split(SEP) if isinstance(cells, str) else cells + [""])
+
+    def pages(self, keep: list[int] | None = None) -> Iterator[list[tuple[str, ...]]]:
+        """`rows`, PAGE rows at a time."""
+        page = []
+        for row in self.rows(keep):
+            page.append(row)
+            if len(page) == PAGE:
+                yield page
+                page = []
+        if page:
+            yield page
+
+    def changing(self) -> list[int]:
+        """Indexes of the columns whose cells differ between rows, and `run` (for -u)."""
+        seen: list[set[str]] = [set() for _ in self.headers]
+        for page in self.pages():
+            for values, column in zip(seen, zip(*page)):
+                if len(values) < 2:
+                    values.update(column)
+        return [0] + [i for i in range(1, len(self.headers)) if len(seen[i]) > 1]
+
+    def widths(self, keep: list[int] | None = None) -> list[int] | None:
+        """The longest cell of each column, or None when a cell is not ASCII
+        (then a character is not a column: lay the table out from `columns`)."""
+        n = len(keep) if keep is not None else len(self.headers)
+        widths = [0] * n
+        for page in self.pages(keep):
+            for i, column in enumerate(zip(*page)):
+                if not "".join(column).isascii():
+                    return None
+                widths[i] = max(widths[i], max(map(len, column)))
+        return widths
+
+    def columns(self, keep: list[int] | None = None) -> list[list[str]]:
+        """The cells column by column (every cell held: for tables laid out as a whole)."""
+        n = len(keep) if keep is not None else len(self.headers)
+        columns: list[list[str]] = [[] for _ in range(n)]
+        intern = sys.intern  # cells repeat (operations, statuses, flag values): one string each
+        for page in self.pages(keep):
+            for column, cells in zip(columns, zip(*page)):
+                column += map(intern, cells)
+        return columns
 
 
 def _stamp(rec: RunRecord) -> str | None:
