@@ -85,7 +85,9 @@ def execute(run, project, op, cmd: list[str], env: dict[str, str], sinks, on_sta
     cwd = os.path.join(pipeline.dir, stage.wdir)
     if len(commands) == 1:
         say(f"> {commands[0]}")
-        argv = [shell, "-c", commands[0]]
+        argv = plain_argv(commands[0], env) or [shell, "-c", commands[0]]
+        if argv[0] != shell:
+            env = dict(env, PWD=cwd)  # as the shell would have set it
     else:
         argv = ["/bin/sh", "-c", _SCRIPT, "dvc-stage", shell, stage.name] + commands
 
@@ -104,6 +106,33 @@ def execute(run, project, op, cmd: list[str], env: dict[str, str], sinks, on_sta
 
     return run_process(run, argv, env, sinks, op.config.get("output-scalars"), on_start=on_start, cwd=cwd,
                        after=after)
+
+
+# Characters of a command a shell would run as it is: words of these, split
+# at spaces, need no shell (no quotes, variables, globs, redirections, `~`, `#`).
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:,@%+=- ")
+# Words a shell runs itself, whatever a program of that name on PATH would do.
+_SHELL_WORDS = frozenset({".", "alias", "bg", "break", "case", "cd", "command", "continue", "declare", "eval", "exec",
+                          "exit", "export", "fg", "for", "function", "hash", "if", "jobs", "let", "local", "read",
+                          "readonly", "return", "select", "set", "shift", "source", "time", "times", "trap", "type",
+                          "ulimit", "umask", "unalias", "unset", "until", "wait", "while"})
+
+
+def plain_argv(command: str, env: dict[str, str]) -> list[str] | None:
+    """`command` as an argv to run without a shell, when a shell would only
+    split it at spaces and run its first word from PATH (`python train.py
+    --lr 0.1`): the stage's program then starts without a shell starting
+    first. None: it needs the shell (DVC runs every command through one)."""
+    words = command.split(" ")
+    if not set(command) <= _PLAIN or "" in words or "=" in words[0] or words[0] in _SHELL_WORDS:
+        return None
+    if "/" in words[0]:
+        return None  # a path: left to the shell, which resolves it from the stage's directory
+    for d in env.get("PATH", os.defpath).split(os.pathsep):
+        path = os.path.join(d or ".", words[0])
+        if d and os.path.isfile(path) and os.access(path, os.X_OK):
+            return words
+    return None
 
 
 def _message(e: Exception) -> str:
