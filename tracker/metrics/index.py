@@ -285,13 +285,7 @@ class ScalarIndex:
     def _stamps(self, run_ids: list[str]) -> dict[str, str]:
         wanted = set(run_ids)
         if len(wanted) <= 5000:  # a page of runs: looked up, not the whole table read (100,000 rows)
-            ids = sorted(wanted)
-            out = {}
-            for k in range(0, len(ids), 500):
-                chunk = ids[k:k + 500]
-                out.update(self.db.execute(f"SELECT run_id, stamp FROM runs WHERE run_id IN ({','.join('?' * len(chunk))})",
-                                           chunk))
-            return out
+            return dict(self._by_ids("SELECT run_id, stamp FROM runs WHERE run_id", wanted))
         rows = self.db.execute("SELECT run_id, stamp FROM runs").fetchall()
         return {r: s for r, s in rows if r in wanted}
 
@@ -362,13 +356,17 @@ class ScalarIndex:
 
     def _rows(self, columns: str, run_ids: Iterable[str]) -> Iterator[tuple]:
         """`SELECT columns` over the aggregates (`a`) and their files (`f`) of
-        these runs, 500 ids a query, looked up by the primary key: callers over
-        many runs (compare at 100,000) ask a page at a time."""
+        these runs, looked up by the primary key: callers over many runs
+        (compare at 100,000) ask a page at a time."""
+        return self._by_ids(f"SELECT {columns} FROM aggs a JOIN files f ON a.run_id = f.run_id AND a.path = f.path "
+                            "WHERE a.run_id", run_ids)
+
+    def _by_ids(self, sql: str, run_ids: Iterable[str]) -> Iterator[tuple]:
+        """The rows of `sql` (ending in the run id column) `IN` these ids, 500 ids a query."""
         ids = sorted(set(run_ids))
         for k in range(0, len(ids), 500):
             chunk = ids[k:k + 500]
-            yield from self.db.execute(f"SELECT {columns} FROM aggs a JOIN files f ON a.run_id = f.run_id AND "
-                                       f"a.path = f.path WHERE a.run_id IN ({','.join('?' * len(chunk))})", chunk)
+            yield from self.db.execute(f"{sql} IN ({','.join('?' * len(chunk))})", chunk)
 
     def tags(self, run_ids: Iterable[str]) -> set[tuple[str, str]]:
         """The distinct (prefix, tag) pairs the given runs have scalars for."""

@@ -344,6 +344,11 @@ class RunRecord(namedtuple("RunRecord", "id op status label tags parent step sta
         return self.stopped - self.started
 
     @property
+    def index_stamp(self) -> str | None:
+        """The scalar index's stamp of this run, as `Run.index_stamp`."""
+        return index_stamp(self.status, self.stopped)
+
+    @property
     def version(self) -> str | None:
         """`record_version` of this run: None unless it finished."""
         if self.status not in ("completed", "error", "terminated"):

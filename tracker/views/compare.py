@@ -14,7 +14,7 @@ from typing import Any, Iterator, Sequence
 
 from ..display import format_duration, format_time
 from ..store import Run, RunStore
-from ..store.run import RunRecord, index_stamp
+from ..store.run import RunRecord
 from .columns import Column, lookup, parse_columns, unique_headers
 from .lineage import Lineage
 
@@ -37,7 +37,7 @@ class Comparison:
             for r in runs:
                 self._given.setdefault(r.id, RunRecord.of(r))
             self.ids = list(self._given)
-            stamps = [(rec.id, rec.dir, _stamp(rec)) for rec in self._given.values()]
+            stamps = [(rec.id, rec.dir, rec.index_stamp) for rec in self._given.values()]
             parents = {rec.parent for rec in self._given.values()} - set(self._given)
         else:
             self.ids, parents = [], set()
@@ -50,7 +50,7 @@ class Comparison:
         self.index = store.scalar_index()
         self.index.progress = progress
         # Step rows may show their pipeline's scalars: index those pipelines too.
-        self.index.refresh(stamps + [(r.id, r.dir, _stamp(r)) for r in store.records(parents).values()])
+        self.index.refresh(stamps + [(r.id, r.dir, r.index_stamp) for r in store.records(parents).values()])
         self.index.progress = None  # a page's few upstream runs need no bar
 
     @property
@@ -138,7 +138,7 @@ class _Page:
         wanted = set(records) | parent_ids
         upstream = self._upstream_for(cols) if reach else set()
         if upstream:
-            cmp.index.refresh([(r.id, r.dir, _stamp(r)) for r in upstream])
+            cmp.index.refresh([(r.id, r.dir, r.index_stamp) for r in upstream])
             wanted |= {r.id for r in upstream}
         self.scalars = cmp.index.get(wanted)
 
@@ -245,11 +245,6 @@ def attr_column(recs: list[RunRecord], name: str) -> list[Any]:
     if name == "tags":
         return [" ".join(str(t) for t in r.tags) for r in recs]
     return [getattr(r, name, None) for r in recs]
-
-
-def _stamp(rec: RunRecord) -> str | None:
-    """The scalar index's stamp of a finished run (see Run.index_stamp)."""
-    return index_stamp(rec.status, rec.stopped)
 
 
 def compare(store: RunStore, runs: Sequence[Run] | None = None, columns: str | list[str] | None = None,

@@ -90,7 +90,10 @@ class RowCache:
                 db.execute("DELETE FROM rows")
                 db.execute("DELETE FROM shapes")
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (generation,))
-        self.shapes = {k: tuple(v.split(SEP)) if v else () for k, v in db.execute("SELECT shape, columns FROM shapes")}
+        self._load_shapes()
+
+    def _load_shapes(self) -> None:
+        self.shapes = {k: tuple(v.split(SEP)) if v else () for k, v in self.db.execute("SELECT shape, columns FROM shapes")}
 
     def close(self) -> None:
         """Close the database."""
@@ -137,8 +140,7 @@ class RowCache:
         except sqlite3.Error:
             self.shapes = {}  # (a failed transaction may have taken its new shapes with it)
             try:
-                self.shapes = {k: tuple(v.split(SEP)) if v else ()
-                               for k, v in db.execute("SELECT shape, columns FROM shapes")}
+                self._load_shapes()
             except sqlite3.Error:
                 pass
 
@@ -227,7 +229,7 @@ class CachedTable:
             records.update(self.store.records([i for i in chunk if i not in checked], deps=False))
             recs = [records[i] for i in chunk if i in records]
             index.progress = progress if len(run_ids) <= PAGE else None
-            index.refresh([(r.id, r.dir, _stamp(r)) for r in recs])  # (done above, but for runs changed since)
+            index.refresh([(r.id, r.dir, r.index_stamp) for r in recs])  # (done above, but for runs changed since)
             index.progress = None
             lasts = index.lasts([r.id for r in recs])
             attrs = [attr_column(recs, a) for a in ATTRS]
@@ -321,9 +323,3 @@ class CachedTable:
             for column, cells in zip(columns, zip(*page)):
                 column += map(intern, cells)
         return columns
-
-
-def _stamp(rec: RunRecord) -> str | None:
-    from ..store.run import index_stamp
-
-    return index_stamp(rec.status, rec.stopped)
