@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchutil import TRK, median_wall, wall  # noqa: E402
+from benchutil import TRK, median_wall, project_env, wall, xargs_noops  # noqa: E402
 
 PROJECT = """
 noop:
@@ -31,15 +31,9 @@ noop:
 def main():
     tmp = tempfile.mkdtemp(prefix="trk-bench-batch-")
     try:
-        proj = os.path.join(tmp, "proj")
-        os.makedirs(proj)
-        with open(os.path.join(proj, "guild.yml"), "w") as f:
-            f.write(PROJECT)
-        env = dict(os.environ, TRK_HOME=os.path.join(tmp, "home"))
-        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        proj, env = project_env(tmp, {"guild.yml": PROJECT})
 
-        xargs = "seq 100 | xargs -P 2 -I{} python -c pass"
-        bare = min(wall(["bash", "-c", xargs], env, proj) for _ in range(3))
+        bare = xargs_noops(env, proj)
         batch = min(wall([TRK, "run", "noop", "i=range[1:100]", "-j", "2", "-y", "-q"], env, proj)
                     for _ in range(2))
         print(f"100-trial no-op batch -j 2: {batch:.2f} s; xargs -P 2: {bare:.2f} s; "

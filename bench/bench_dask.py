@@ -18,7 +18,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchutil import TRK, wall
+from benchutil import TRK, project_env, wall, xargs_noops
 
 PROJECT = """
 noop:
@@ -55,16 +55,10 @@ def main():
     tmp = tempfile.mkdtemp(prefix="trk-bench-dask-")
     procs: list[subprocess.Popen] = []
     try:
-        proj = os.path.join(tmp, "proj")
-        os.makedirs(proj)
-        with open(os.path.join(proj, "guild.yml"), "w") as f:
-            f.write(PROJECT)
-        env = dict(os.environ, TRK_HOME=os.path.join(tmp, "home"))
-        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        proj, env = project_env(tmp, {"guild.yml": PROJECT})
         address, procs = _start_cluster(tmp)
 
-        xargs = "seq 100 | xargs -P 2 -I{} python -c pass"
-        bare = min(wall(["bash", "-c", xargs], env, proj) for _ in range(3))
+        bare = xargs_noops(env, proj)
         times = []
         for k in range(2):
             env["TRK_HOME"] = os.path.join(tmp, f"home-{k}")
