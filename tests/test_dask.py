@@ -155,6 +155,21 @@ def test_dask_scheduler_unreachable_fails_before_any_run(trk, proj):
     assert _runs(trk) == []
 
 
+def test_failed_run_keeps_its_exit_code_error_and_worker(trk, proj, cluster):
+    # The run says how it ended (its supervisor wrote it on the worker): trk
+    # exits with its code, and says so, without fetching the task's result.
+    with open(proj / "guild.yml", "a") as f:
+        f.write("\nfail:\n  exec: python -c \"import sys; print('bad news'); sys.exit(3)\"\n  sourcecode: no\n")
+    p = trk("run", "fail", "-y", "--dask", cluster.address, cwd=proj, check=False)
+    assert p.returncode == 3, p.stderr
+    [run] = _runs(trk)
+    assert run["status"] == "error" and run["exit_status"] == 3
+    assert run["dask_worker"].startswith("tcp://127.0.0.1:")  # written on the worker that started it
+    assert "bad news" in trk("cat", run["id"][:8], "--output").stdout
+    batch = trk("run", "train", "epochs=[1,2]", "-y", "--dask", cluster.address, cwd=proj)
+    assert batch.returncode == 0 and "2/2 completed" in batch.stdout  # printed before trk's quick exit
+
+
 def _held_batch(trk, proj, tmp_path, cluster, *extra):
     hold = tmp_path / "hold"
     trials = tmp_path / "trials.csv"

@@ -43,6 +43,11 @@ def start_staged(run_id: str, home: str) -> dict[str, Any]:
     starting up); else a new `python -m tracker` (argv list, no shell). `$TRK_DASK_SCHEDULER`
     is dropped from its environment, or it would submit the run to Dask again.
     """
+    worker = _worker_address()
+    try:
+        Run(run_id, os.path.join(home, "runs", run_id)).write_attr("dask_worker", worker)
+    except OSError:
+        pass  # no such run here (another $TRK_HOME): starting it says so
     if hasattr(os, "fork"):
         from .forkserver import start_run
 
@@ -50,13 +55,17 @@ def start_staged(run_id: str, home: str) -> dict[str, Any]:
         code, err = started if started is not None else _forked(run_id, home)
     else:
         code, err = _spawned(["run", "--start", run_id, "-q"], home)
+    return {"exit_code": code, "stderr": err[-2000:], "worker": worker}
+
+
+def _worker_address() -> str:
+    """This Dask worker's address (the host's name outside a worker)."""
     try:
         from distributed import get_worker
 
-        worker = get_worker().address
+        return get_worker().address
     except (ImportError, ValueError):
-        worker = os.uname().nodename
-    return {"exit_code": code, "stderr": err[-2000:], "worker": worker}
+        return os.uname().nodename
 
 
 def _spawned(argv: list[str], home: str) -> tuple[int, str]:
@@ -75,7 +84,8 @@ def _preload() -> None:
     import importlib
 
     for name in ("logging", "tracker.execution.launch", "tracker.execution.process", "tracker.metrics.output",
-                 "tracker.project.resolve", "tracker.project.sourcecode", "tracker.store.select"):
+                 "tracker.project.resolve", "tracker.project.sourcecode", "tracker.store.select",
+                 "tracker.project.formats", "tracker.project.formats.modelcache"):
         importlib.import_module(name)
 
 
@@ -229,6 +239,11 @@ class DaskSubmitter:
             if not done.is_set():
                 future.cancel()  # still queued: it stays staged (`trk queue run` can start it)
                 return "stopped"
+            fresh = self._fresh(run)
+            if "exit_status" in fresh.attrs and future.status == "finished":
+                # Its supervisor recorded how it ended (and the worker, where):
+                # nothing to fetch from the worker.
+                return None
             try:
                 outcome = future.result(timeout=CONNECT_SECONDS)
             except (TimeoutError, DaskTimeout) as e:
@@ -236,8 +251,6 @@ class DaskSubmitter:
             except Exception as e:  # noqa: BLE001  (what the task raised: KilledWorker when its workers died)
                 outcome = {"exit_code": None, "stderr": f"{type(e).__name__}: {e}", "worker": None}
         fresh = self._fresh(run)
-        if outcome.get("worker"):
-            fresh.write_attr("dask_worker", outcome["worker"])
         while fresh.refresh_status() == "running":
             # Started by an earlier try of this task whose worker died while trk
             # itself lives on: the run is still its supervisor's; wait for it.
