@@ -200,10 +200,9 @@ class DaskSubmitter:
         failure, `retries` times at most. The exit code is the run's."""
         attempt = 0
         while True:
-            why = self._submit_and_wait(run, attempt)
+            why, fresh = self._submit_and_wait(run, attempt)
             if why == "stopped":
-                return LaunchResult(self._fresh(run), -2, error=f"stopped waiting for run {run.short_id}")
-            fresh = self._fresh(run)
+                return LaunchResult(fresh, -2, error=f"stopped waiting for run {run.short_id}")
             status = fresh.status
             if status == "completed":
                 return LaunchResult(fresh, 0)
@@ -216,9 +215,10 @@ class DaskSubmitter:
             log.info(f"retrying run {run.short_id} ({status}: {why}), attempt {attempt + 1} of {self.retries + 1}")
             restage(fresh, f"trk: retry {attempt} of {self.retries} after the run ended {status}: {why}")
 
-    def _submit_and_wait(self, run: Run, attempt: int) -> str | None:
+    def _submit_and_wait(self, run: Run, attempt: int) -> tuple[str | None, Run]:
         """Run one attempt of `run` on the cluster. Returns None, "stopped" when
-        Ctrl-C came, or what went wrong that the run itself does not say."""
+        Ctrl-C came, or what went wrong that the run itself does not say; and
+        the run as read after it."""
         from distributed import TimeoutError as DaskTimeout
 
         from .stop import stop_on_signals
@@ -238,12 +238,12 @@ class DaskSubmitter:
                 pass
             if not done.is_set():
                 future.cancel()  # still queued: it stays staged (`trk queue run` can start it)
-                return "stopped"
+                return "stopped", self._fresh(run)
             fresh = self._fresh(run)
             if "exit_status" in fresh.attrs and future.status == "finished":
                 # Its supervisor recorded how it ended (and the worker, where):
                 # nothing to fetch from the worker.
-                return None
+                return None, fresh
             try:
                 outcome = future.result(timeout=CONNECT_SECONDS)
             except (TimeoutError, DaskTimeout) as e:
@@ -256,7 +256,8 @@ class DaskSubmitter:
             # itself lives on: the run is still its supervisor's; wait for it.
             time.sleep(POLL_SECONDS)
             fresh = self._fresh(run)
-        return _settle(fresh, outcome)
+        why = _settle(fresh, outcome)
+        return why, (self._fresh(run) if why else fresh)
 
     def _fresh(self, run: Run) -> Run:
         """`run` read again from its files: another process (the worker's) changed

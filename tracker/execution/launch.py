@@ -146,16 +146,13 @@ def relaunch(store: RunStore, run: Run | str, opts: RunOptions | None = None, si
         from ..store.select import select_from
 
         run = select_from(store, None, [run])[0]
-    status = run.status
-    if staged_only and status != "staged":
-        raise TrkError(f"run {run.short_id} is {status}, not staged", "Use --restart to run it again.")
-    if status == "running":
-        raise TrkError(f"run {run.short_id} is running")
-    if run.get("batch"):
-        raise TrkError(f"run {run.short_id} is a batch: its trials are the runs to start or restart",
-                       f"Try 'trk runs --batch {run.short_id}' for its trials.")
-    held = claim_staged(run) if staged_only else None
+    held = claim_staged(run) if staged_only else None  # (reads it once, under its lock)
     try:
+        if not staged_only and run.status == "running":
+            raise TrkError(f"run {run.short_id} is running")
+        if run.get("batch"):
+            raise TrkError(f"run {run.short_id} is a batch: its trials are the runs to start or restart",
+                           f"Try 'trk runs --batch {run.short_id}' for its trials.")
         opref = load_opref(run)
         from ..project.loader import load
         from ..project.resolve import resolve
@@ -191,9 +188,13 @@ def claim_staged(run: Run) -> RunLock:
     once held: of two processes starting the same run, exactly one gets it."""
     held = RunLock(run.lock_path)
     if not held.try_acquire():
+        run.forget()
+        if run.get("started"):
+            raise RunClaimed(f"run {run.short_id} is running")
         raise RunClaimed(f"run {run.short_id} is being started by another process")
-    fresh = Run(run.id, run.dir).attrs  # read again: the other process may have finished it meanwhile
-    if not fresh.get("staged") or fresh.get("started") or "exit_status" in fresh:
+    run.forget()  # read under the lock: another process may have started or finished it meanwhile
+    attrs = run.attrs
+    if run.error or not attrs.get("staged") or attrs.get("started") or "exit_status" in attrs:
         held.release()
-        raise RunClaimed(f"run {run.short_id} is no longer staged: another process started it")
+        raise RunClaimed(f"run {run.short_id} is {run.status}, not staged", "Use --restart to run it again.")
     return held

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Iterator
 
 from ..records import field, record
-from ..fsutil import atomic_write, dump_attr
+from ..fsutil import dump_attr
 from ..project.flags import format_assigns
 from ..project.loader import OpDef, Project
 from ..project.resolve import interpolate
@@ -134,12 +134,9 @@ def prepare(
         if isinstance(run_attrs, dict):  # Guild's extra attrs (formats record `image`, `artifacts`...); never trk's own
             attrs.update({str(k): v for k, v in run_attrs.items() if str(k) not in attrs})
         attrs.update(extra_attrs or {})
-        for name, value in attrs.items():
-            run.write_attr(name, value)
-        atomic_write(
-            os.path.join(build, ".trk", "opref"),
-            dump_attr({"project": project.dir, "file": project.filename, "model": op.model, "op": op.name}),
-        )
+        run.init_attrs(attrs)  # (unpublished: written straight, no temp files)
+        with open(os.path.join(build, ".trk", "opref"), "x", encoding="utf-8") as f:
+            f.write(dump_attr({"project": project.dir, "file": project.filename, "model": op.model, "op": op.name}))
         store.publish(run, external=bool(opts.run_dir))
     except BaseException:
         if lock:

@@ -158,6 +158,20 @@ class Run:
         if self._on_write is not None:
             self._on_write(self)
 
+    def init_attrs(self, attrs: dict[str, Any]) -> None:
+        """Write the first attrs of a run still being built in a directory no
+        listing reads yet (`RunStore.new_run`, before `publish`): each file is
+        written straight, with no temp file and rename, as nothing can see it
+        half-written; an attr already there is an error (FileExistsError)."""
+        for name, value in attrs.items():
+            fd = os.open(os.path.join(self.attrs_dir, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            with open(fd, "wb") as f:
+                f.write(dump_attr(value).encode("utf-8"))
+        self.attrs.update(attrs)
+        self._status = None
+        if self._on_write is not None:
+            self._on_write(self)
+
     def del_attr(self, name: str) -> None:
         """Remove one attr, if present."""
         try:
@@ -216,6 +230,11 @@ class Run:
         if self._status is None:
             self._status = self._derive_status()
         return self._status
+
+    def forget(self) -> None:
+        """Forget the attrs read so far: the next use reads the files again."""
+        self._check = self._attrs = self._status = self._summary = self._json = None
+        self.error = None
 
     def refresh_status(self) -> str:
         """Derive the status again (the run may have ended meanwhile)."""
