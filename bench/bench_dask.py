@@ -5,7 +5,9 @@
 A 100-trial batch of a no-op operation submitted with `--dask` to a
 scheduler and two workers (`--nthreads 1`) on this machine, against the 100
 programs run with `xargs -P 2`; bar: under 3x. The scheduler and workers are
-started here and stopped by PID.
+started here and stopped by PID. The run store lives under $TMPDIR: the bench
+prints what creating a file costs there, as every trial writes a few dozen
+(a run's attrs, lock and output), and on some disks that cost is most of a trial.
 """
 
 from __future__ import annotations
@@ -51,6 +53,18 @@ def _start_cluster(tmp: str) -> tuple[str, list[subprocess.Popen]]:
     return address, procs
 
 
+def _create_cost(tmp: str, n: int = 200) -> float:
+    """Microseconds to create (and write) one small file in a new directory under `tmp`."""
+    import time
+
+    where = tempfile.mkdtemp(dir=tmp)
+    t = time.perf_counter()
+    for i in range(n):
+        with open(os.path.join(where, str(i)), "x") as f:
+            f.write("1\n")
+    return (time.perf_counter() - t) / n * 1e6
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="trk-bench-dask-")
     procs: list[subprocess.Popen] = []
@@ -60,11 +74,13 @@ def main():
 
         bare = xargs_noops(env, proj)
         times = []
-        for k in range(2):
+        for k in range(3):
             env["TRK_HOME"] = os.path.join(tmp, f"home-{k}")
             times.append(wall([TRK, "run", "noop", "i=range[1:100]", "-y", "-q", "--dask", address], env, proj))
         dask = min(times)
-        print(f"100-trial no-op batch through Dask (scheduler + 2 workers): {dask:.2f} s; "
+        print(f"file creation under {tempfile.gettempdir()}: {_create_cost(tmp):.0f} us a file")
+        print(f"100-trial no-op batch through Dask (scheduler + 2 workers): {dask:.2f} s "
+              f"(best of {', '.join(f'{t:.2f}' for t in times)}); "
               f"xargs -P 2: {bare:.2f} s; ratio {dask / bare:.2f} (bar < 3)")
     finally:
         for p in procs:
