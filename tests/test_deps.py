@@ -40,6 +40,19 @@ def test_operation_dependency_links_selected_files(trk, pipeline):
     assert "operation:prepare" in info(trk)["dependencies"]
 
 
+def test_a_named_upstream_run_keeps_the_text_typed(pipeline):
+    # An id prefix of digits (about 1 run in 40) is the run's, not a number:
+    # `prepare=01590858` once lost its leading zero and named no run.
+    from tracker.execution.deps_spec import take_dep_specs
+    from tracker.project.loader import load
+    from tracker.project.resolve import parse_assigns, resolve
+
+    op = resolve(load(str(pipeline)), "train")
+    texts = {}
+    assigned = parse_assigns(["prepare=01590858"], op, batch=True, texts=texts)
+    assert take_dep_specs(op, assigned, texts) == {"prepare": "01590858"} and assigned == {}
+
+
 def test_named_upstream_run_on_command_line(trk, pipeline):
     trk("run", "prepare", "rows=1", "-y", cwd=pipeline)
     first = run_json(trk)["id"]

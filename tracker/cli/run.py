@@ -161,12 +161,13 @@ def run(opspec, assigns, yes, label, tags, run_dir, force_run_dir, stage, start_
 
         click.echo(describe_source(project, op))
         return
-    assigned = parse_assigns(list(assigns), op, batch=True)
+    texts = {}
+    assigned = parse_assigns(list(assigns), op, batch=True, texts=texts)
     dep_specs = {}
     if op.config.get("requires"):  # most runs need not import the dependency modules
         from tracker.execution.deps_spec import take_dep_specs
 
-        dep_specs = take_dep_specs(op, assigned)
+        dep_specs = take_dep_specs(op, assigned, texts)
     opts = RunOptions(label=label, tags=list(tags), run_dir=run_dir, force_run_dir=force_run_dir, stage=stage,
                       force_flags=force_flags,
                       needed=needed, explain=explain, dep_specs=dep_specs, max_parallel=max_parallel,

@@ -318,13 +318,20 @@ def dependency_names(op: OpDef) -> set[str]:
     return names
 
 
-def take_dep_specs(op: OpDef, assigned: dict[str, Any]) -> dict[str, str]:
+def take_dep_specs(op: OpDef, assigned: dict[str, Any], texts: dict[str, str] | None = None) -> dict[str, str]:
     """Move `NAME=RUN` assignments that name a dependency (not a flag) out of
-    `assigned`; they pick the upstream run for dependency NAME."""
+    `assigned`; they pick the upstream run for dependency NAME. `texts` holds
+    the values as typed (`parse_assigns`), used over their parsed form."""
     if not op.config.get("requires"):
         return {}
     names = dependency_names(op)
-    return {name: str(assigned.pop(name)) for name in list(assigned) if name in names and name not in op.flags}
+    texts = texts or {}
+    specs = {}
+    for name in list(assigned):
+        if name in names and name not in op.flags:
+            value = assigned.pop(name)
+            specs[name] = texts.get(name, str(value))
+    return specs
 
 
 def project_local_paths(op: OpDef) -> list[str]:

@@ -109,13 +109,18 @@ def default_operation(project: Project) -> OpDef:
     return op
 
 
-def parse_assigns(args: list[str], op: OpDef | None = None, batch: bool = False) -> dict[str, Any]:
+def parse_assigns(args: list[str], op: OpDef | None = None, batch: bool = False,
+                  texts: dict[str, str] | None = None) -> dict[str, Any]:
     """Parse `NAME=VALUE` command-line arguments into typed values, as Guild
     does: by the flag's type when `op` defines it (a `string` keeps its text).
-    A list or `range[...]` value (a batch in Guild) is kept with `batch`, else an error."""
+    A list or `range[...]` value (a batch in Guild) is kept with `batch`, else
+    an error. `texts`, when given, gets each VALUE as typed (a run id prefix
+    such as `01590858` for a dependency is text, not the number 1590858)."""
     flags: dict[str, Any] = {}
     for arg in args:
         name, value = split_assign(arg)
+        if texts is not None:
+            texts[name] = value
         fdef = None
         if op is not None:
             fdef = op.flags.get(name) or next((f for f in op.flags.values() if f.alias == name), None)
