@@ -45,7 +45,7 @@ def start_staged(run_id: str, home: str) -> dict[str, Any]:
     """
     worker = _worker_address()
     try:
-        Run(run_id, os.path.join(home, "runs", run_id)).write_attr("dask_worker", worker)
+        RunStore(home).get(run_id).write_attr("dask_worker", worker)
     except OSError:
         pass  # no such run here (another $TRK_HOME): starting it says so
     if hasattr(os, "fork"):
@@ -256,8 +256,7 @@ class DaskSubmitter:
             # itself lives on: the run is still its supervisor's; wait for it.
             time.sleep(POLL_SECONDS)
             fresh = self._fresh(run)
-        why = _settle(fresh, outcome)
-        return why, (self._fresh(run) if why else fresh)
+        return _settle(fresh, outcome), fresh  # (what _settle records, it writes through `fresh`)
 
     def _fresh(self, run: Run) -> Run:
         """`run` read again from its files: another process (the worker's) changed

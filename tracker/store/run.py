@@ -164,9 +164,8 @@ class Run:
         written straight, with no temp file and rename, as nothing can see it
         half-written; an attr already there is an error (FileExistsError)."""
         for name, value in attrs.items():
-            fd = os.open(os.path.join(self.attrs_dir, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            with open(fd, "wb") as f:
-                f.write(dump_attr(value).encode("utf-8"))
+            with open(os.path.join(self.attrs_dir, name), "x", encoding="utf-8") as f:
+                f.write(dump_attr(value))
         self.attrs.update(attrs)
         self._status = None
         if self._on_write is not None:
