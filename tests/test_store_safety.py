@@ -5,6 +5,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -327,3 +328,70 @@ def test_leftover_temp_dirs_are_cleaned_at_the_next_write_and_never_listed(trk, 
         assert [l.split()[1] for l in lines] == ["echo"]
     finally:
         lock.release()
+
+
+# -- 9. a run ending while it is listed ----------------------------------------------
+
+
+def _running_run(store: RunStore) -> tuple[str, RunLock]:
+    """A run whose supervisor (this test) holds its lock and has not ended it."""
+    run, build = store.new_run()
+    lock = RunLock(os.path.join(build, ".trk", "lock"))
+    lock.acquire()
+    t = now_us()
+    for name, value in {"id": run.id, "op": "echo", "flags": {}, "label": "", "tags": [],
+                        "initialized": t, "started": t}.items():
+        run.write_attr(name, value)
+    store.publish(run)
+    return run.id, lock
+
+
+def test_a_run_ending_between_reading_attrs_and_asking_its_lock_is_not_terminated(trk_home):
+    store = RunStore()
+    run_id, lock = _running_run(store)
+    listed = store.get(run_id)
+    assert "exit_status" not in listed.attrs  # read while it runs...
+    RunStore().get(run_id).finish(0)  # ...then its supervisor records the end
+    lock.release()  # and lets go: the listing asks the lock only now
+    assert listed.status == "completed"
+
+
+def test_index_row_of_a_run_ending_between_reading_and_asking_is_not_terminated(trk_home):
+    store = RunStore()
+    store.list()  # the index exists
+    run_id, lock = _running_run(store)
+    index = store.index
+    asked = []
+
+    def ends_first(path):  # the supervisor finishes just as the lock is asked
+        if not asked:
+            asked.append(path)
+            RunStore().get(run_id).finish(0)
+            lock.release()
+        return RunLock(path).try_acquire() is False
+
+    index.is_locked = ends_first
+    assert [r.status for r in store.list()] == ["completed"] and asked
+    assert [r.status for r in RunStore().list()] == ["completed"]
+
+
+def test_a_listing_asking_the_lock_does_not_make_a_claim_fail(trk_home):
+    store = RunStore()
+    run_id, lock = _running_run(store)
+    lock.release()
+    path = os.path.join(store.get(run_id).dir, ".trk", "lock")
+    # Another process asks the lock in a loop, as `trk runs` does for a run
+    # not finished: it takes the lock for an instant each time.
+    prober = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom tracker.store.run import is_locked\n"
+         "n, stop = 0, time.time() + 1.5\nwhile time.time() < stop:\n    is_locked(sys.argv[1]); n += 1\nprint(n)",
+         path], stdout=subprocess.PIPE, text=True)
+    failed = claims = 0
+    while prober.poll() is None:
+        held = RunLock(path)
+        if held.try_acquire():
+            held.release()
+        else:
+            failed += 1
+        claims += 1
+    assert failed == 0 and claims > 100 and int(prober.stdout.read()) > 100

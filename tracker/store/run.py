@@ -37,9 +37,15 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
-def derive_status(attrs: dict[str, Any], bad: str | None, locked) -> str:
+def derive_status(attrs: dict[str, Any], bad: str | None, locked, reread=None) -> str:
     """A run's status from its attrs; `locked()` is asked only for a run
-    that has not finished (is its supervisor alive?)."""
+    that has not finished (is its supervisor alive?).
+
+    A supervisor records how its run ended and then lets go of the lock, so
+    attrs read before it ended and a lock asked after say `terminated` for a
+    run that completed: `reread()`, when given, reads the attrs again once
+    the lock is found free, and their exit status decides.
+    """
     if bad:
         return "error"
     if "exit_status" in attrs:
@@ -51,6 +57,10 @@ def derive_status(attrs: dict[str, Any], bad: str | None, locked) -> str:
         return "terminated" if isinstance(code, int) and code < 0 else "error"
     if locked():
         return "running"
+    if reread is not None:
+        fresh = reread()
+        if "exit_status" in fresh:
+            return derive_status(fresh, None, locked)
     if attrs.get("staged") and not attrs.get("started"):
         return "staged"
     # Started, but nobody holds the lock and no exit status was written:
@@ -241,8 +251,14 @@ class Run:
         return self.status
 
     def _derive_status(self) -> str:
-        attrs = self._read(("exit_status", "terminated", "staged", "started"))
-        return derive_status(attrs, self.error, lambda: is_locked(self.lock_path))
+        names = ("exit_status", "terminated", "staged", "started")
+        attrs = self._read(names)
+
+        def reread() -> dict[str, Any]:
+            self.forget()
+            return self._read(names)
+
+        return derive_status(attrs, self.error, lambda: is_locked(self.lock_path), reread)
 
     @property
     def index_stamp(self) -> str | None:
@@ -428,17 +444,29 @@ class RunLock:
         fcntl.flock(self.fd, fcntl.LOCK_EX)
 
     def try_acquire(self) -> bool:
-        """Take the lock if nobody holds it; False (nothing held) when another process does."""
+        """Take the lock if nobody holds it; False (nothing held) when another process does.
+
+        A listing asks whether a run is running by taking its lock for an
+        instant (`is_locked`): a lock found held is asked again a few times
+        over half a second before another process is said to hold it (a
+        listing on a busy machine can be descheduled while it holds it).
+        """
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            os.close(fd)
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                return False
-            raise
-        self.fd = fd
-        return True
+        pauses = [0.001, 0.004, 0.015, 0.03, 0.1, 0.35]
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                busy = e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+                if not busy or not pauses:
+                    os.close(fd)
+                    if not busy:
+                        raise
+                    return False
+                time.sleep(pauses.pop(0))
+            else:
+                self.fd = fd
+                return True
 
     def release(self) -> None:
         """Release the lock (a no-op when not held)."""

@@ -207,6 +207,9 @@ class RunIndex:
             # Unchanged attrs, but a supervisor may have died: the lock says.
             attrs = {k: v for k, v in zip(("exit_status", "terminated", "staged", "started"), outcome) if v is not None}
             live = derive_status(attrs, bad, lambda: self.is_locked(f"{base}/{run_id}/.trk/lock"))
+            if live == "terminated" and "exit_status" not in attrs and status != live:
+                changed[run_id] = self._read_row(run_id, place)  # ended just now, or died: its attrs say
+                continue
             if live != status:
                 db.execute("UPDATE runs SET status = ? WHERE id = ?", (live, run_id))
         self._write(changed, place)
@@ -237,6 +240,16 @@ class RunIndex:
             attrs, bad = {}, f"{metadata_error(e)}\0{path}"
         attrs["id"] = run_id
         status = derive_status(attrs, bad, lambda: self.is_locked(f"{path}/.trk/lock"))
+        if status == "terminated" and "exit_status" not in attrs and bad is None:
+            # Read before its supervisor recorded how it ended, and the lock
+            # asked after: read again (a dead supervisor's run stays terminated).
+            try:
+                fresh = read_attrs_dir(attrs_dir)
+            except (BadAttrs, OSError):
+                fresh = {}
+            if "exit_status" in fresh:
+                attrs, sig = dict(fresh, id=run_id), (None, None, None)
+                status = derive_status(attrs, None, lambda: False)
         return self._row(run_id, place, sig, attrs, bad, status)
 
     @staticmethod
