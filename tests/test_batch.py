@@ -134,10 +134,15 @@ def test_batch_files_with_flag_lists(trk, proj):
 def test_failed_trials_and_fail_on_trial_error(trk, proj):
     p = trk("run", "fail-on", "x=[1,2,3]", "-y", "-q", cwd=proj)
     assert "2/3 completed, 1 error" in p.stdout  # as in Guild, the batch goes on and completes
+    # The line counts the trials as the batch saw them end; the index agrees.
+    assert "(2/3 completed, 1 error)" in trk("runs", "-n", "1", "-o", "fail-on+").stdout
+    p = trk("run", "fail-on", "x=[2,3,2,4]", "-y", "-q", "-j", "2", cwd=proj)
+    assert "2/4 completed, 2 error" in p.stdout
+    assert "(2/4 completed, 2 error)" in trk("runs", "-n", "1", "-o", "fail-on+").stdout
     p = trk("run", "fail-on", "x=[1,2,3]", "-y", "-q", "--fail-on-trial-error", cwd=proj, check=False)
     assert p.returncode == 1 and "stopping batch because a trial failed" in p.stderr
     batches = [r for r in _runs(trk) if r["op"] == "fail-on+"]
-    assert sorted(b["status"] for b in batches) == ["completed", "error"]
+    assert sorted(b["status"] for b in batches) == ["completed", "completed", "error"]
     newest = batches[0]
     assert sorted(r["flags"]["x"] for r in _runs(trk, "--batch", newest["id"][:8])) == [1, 2]  # x=3 never ran
 

@@ -41,7 +41,9 @@ def run_batch_cmd(st, project, op, assigned, files, opts, bopts, sinks, opspec, 
     batch = result.run
     from .util import describe_progress, trial_counts
 
-    counts = trial_counts(st, batch.id)
+    # How the trials ended, as the batch saw each end (a listing of the index
+    # would read every new trial again); asked of the index when it could not.
+    counts = result.trials if result.trials is not None else trial_counts(st, batch.id)
     if bopts.stage_trials:
         click.echo(f"{op.fullname}+ staged {counts.get('staged', 0)} trial(s) as batch {batch.short_id}")
         click.echo("To start them, use 'trk queue run'")

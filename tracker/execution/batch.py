@@ -130,6 +130,7 @@ class _Trials:
         self.store, self.project, self.parent, self.plan = store, project, parent, plan
         self.opts, self.bopts, self.sinks = opts, bopts, sinks
         self.first_error: tuple[int, str] | None = None
+        self.ended: list[str] = []  # each trial's status as it ended (list.append: one at a time)
 
     def run(self, on_progress) -> LaunchResult:
         from .queue import run_pool
@@ -142,16 +143,20 @@ class _Trials:
         progress = run_pool(tasks, jobs, on_progress if self.bopts.jobs > 1 else None,
                             stop_after_failure=self.bopts.fail_on_trial_error)
         finished = progress.done + progress.failed + progress.skipped
+        counts: dict[str, int] = {}
+        for status in self.ended:
+            counts[status] = counts.get(status, 0) + 1
         if finished < progress.total and not (self.bopts.fail_on_trial_error and self.first_error):
             self.parent.write_attr("error", "terminated")
             self.parent.terminate()
-            return LaunchResult(self.parent, -2, error="batch terminated")
+            return LaunchResult(self.parent, -2, error="batch terminated", trials=counts)
         if self.bopts.fail_on_trial_error and self.first_error:
             code, reason = self.first_error
             self.parent.fail(reason, code)
-            return LaunchResult(self.parent, code, error=f"stopping batch because a trial failed: {reason}")
+            return LaunchResult(self.parent, code, error=f"stopping batch because a trial failed: {reason}",
+                                trials=counts)
         self.parent.finish(0)  # as in Guild, a batch completes though trials failed (see its trials)
-        return LaunchResult(self.parent, 0)
+        return LaunchResult(self.parent, 0, trials=counts)
 
     def _one(self, index: int, trial: Trial) -> str:
         from .launch import launch
@@ -163,7 +168,10 @@ class _Trials:
         staging_log = self.bopts.stage_trials and len(self.plan.trials) <= 20  # 1,000 "Staging" lines help nobody
         verb = "Staging" if self.bopts.stage_trials else "Running"
 
+        made: list[Run] = []
+
         def created(run: Run) -> None:
+            made.append(run)
             link_child(self.parent, run.id, run)  # Guild links a trial by its run id
             if not quiet and (staging_log or not self.bopts.stage_trials):
                 log.info(f"{verb} trial {index}/{len(self.plan.trials)} {run.short_id}: {self.plan.op.fullname} "
@@ -177,8 +185,12 @@ class _Trials:
             result = (self.bopts.launch or launch)(self.store, self.project, self.plan.op, trial.flags, topts,
                                                    Sinks() if quiet else self.sinks, trial.extra)
         except TrkError as e:
+            if made:  # made, then failed (an unmet dependency): its run says how
+                self.ended.append(made[0].refresh_status())
             self._failed(1, f"trial {index}: {e.message}")
             return FAILED
+        if not result.reused and result.run is not None and result.run.parent == self.parent.id:
+            self.ended.append(result.run.refresh_status())
         if result.reused:
             link_child(self.parent, result.run.id, result.run)
             return COMPLETED

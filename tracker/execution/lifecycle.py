@@ -58,13 +58,15 @@ class LaunchResult:
     `exit_code` is the program's (negative: killed by that signal); for a
     pipeline it is the failing step's. `error` is set when trk has something
     to say about a failure (a pipeline's failed step); `reused` when
-    `--needed` found a run with the same inputs and ran nothing.
+    `--needed` found a run with the same inputs and ran nothing. A batch's
+    `trials` counts its trials by status as they ended (None: not a batch).
     """
 
     run: Run | None
     exit_code: int
     reused: bool = False
     error: str | None = None
+    trials: dict[str, int] | None = None
 
 
 def default_label(flags: dict[str, Any], resolved: list[tuple[str, str]] | None = None) -> str:
