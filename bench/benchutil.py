@@ -36,7 +36,7 @@ def project_env(tmp: str, files: dict[str, str]) -> tuple[str, dict[str, str]]:
     return proj, env
 
 
-def xargs_noops(env, cwd, n: int = 100) -> float:
-    """The best of 3 wall times of `n` `python -c pass` run by `xargs -P 2`: the
-    baseline of the batch benches."""
-    return min(wall(["bash", "-c", f"seq {n} | xargs -P 2 -I{{}} python -c pass"], env, cwd) for _ in range(3))
+def xargs_noops(env, cwd, n: int = 100, repeat: int = 3) -> float:
+    """The best of `repeat` wall times of `n` `python -c pass` run by `xargs -P 2`:
+    the baseline of the batch benches."""
+    return min(wall(["bash", "-c", f"seq {n} | xargs -P 2 -I{{}} python -c pass"], env, cwd) for _ in range(repeat))

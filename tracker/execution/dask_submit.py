@@ -85,7 +85,7 @@ def _preload() -> None:
 
     for name in ("logging", "tracker.execution.launch", "tracker.execution.process", "tracker.metrics.output",
                  "tracker.project.resolve", "tracker.project.sourcecode", "tracker.store.select",
-                 "tracker.project.formats", "tracker.project.formats.modelcache"):
+                 "tracker.project.formats", "tracker.project.formats.modelcache", "zlib"):
         importlib.import_module(name)
 
 
