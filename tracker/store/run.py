@@ -57,12 +57,12 @@ def derive_status(attrs: dict[str, Any], bad: str | None, locked, reread=None) -
         return "terminated" if isinstance(code, int) and code < 0 else "error"
     if locked():
         return "running"
+    if attrs.get("staged") and not attrs.get("started"):
+        return "staged"
     if reread is not None:
         fresh = reread()
         if "exit_status" in fresh:
             return derive_status(fresh, None, locked)
-    if attrs.get("staged") and not attrs.get("started"):
-        return "staged"
     # Started, but nobody holds the lock and no exit status was written:
     # the supervising process died (kill -9, power loss).
     return "terminated"
