@@ -323,6 +323,41 @@ def test_stop_run_whose_supervisor_was_killed(trk, proj):
         os.killpg(program, signal.SIGKILL)
 
 
+def test_staged_run_started_on_another_machine_records_that_machine(trk, proj):
+    trk("run", "noop", "--stage", "-y", cwd=proj)
+    (run_dir,) = run_dirs(trk)
+    for name, value in (("host", "submitter.invalid"), ("pid", 1)):  # staged on another machine
+        (run_dir / ".trk" / "attrs" / name).write_text(json.dumps(value))
+    trk("run", "--start", run_dir.name[:8], "-y", cwd=proj)
+    assert attr(run_dir, "host") == os.uname().nodename and attr(run_dir, "pid") not in (1, None)
+
+
+def test_stop_never_signals_pids_of_a_run_supervised_on_another_machine(trk_home):
+    from tracker.execution.stop import stop_runs
+    from tracker.store import RunLock, RunStore, now_us
+
+    store = RunStore()
+    run, build = store.new_run()
+    lock = RunLock(os.path.join(build, ".trk", "lock"))
+    lock.acquire()  # its supervisor, as seen from here: a lock with no holder on this machine
+    bystander = subprocess.Popen(["sleep", "30"], start_new_session=True)  # a local process with those pids
+    try:
+        t = now_us()
+        for name, value in {"id": run.id, "op": "hang", "flags": {}, "label": "", "tags": [], "initialized": t,
+                            "started": t, "host": "worker.invalid", "pid": bystander.pid,
+                            "program_pid": bystander.pid, "cmd": ["python", "hang.py"]}.items():
+            run.write_attr(name, value)
+        store.publish(run)
+        (outcome,) = stop_runs([store.get(run.id)], timeout=1)
+        assert outcome.elsewhere == "worker.invalid" and outcome.status == "running"
+        time.sleep(0.2)
+        assert bystander.poll() is None  # neither SIGTERM nor SIGKILL reached it
+    finally:
+        bystander.kill()
+        bystander.wait()
+        lock.release()
+
+
 # -- output capture ----------------------------------------------------------
 
 

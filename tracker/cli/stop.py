@@ -46,7 +46,11 @@ def stop(specs, yes, timeout, **kw):
     failed = False
     for outcome in stop_runs(running, timeout):
         short = outcome.run.short_id
-        if outcome.status == "running":
+        if outcome.elsewhere is not None:
+            failed = True
+            click.echo(f"trk: run {short} is running on {outcome.elsewhere}, not here: "
+                       f"stop it there (trk stop {short} on that machine)", err=True)
+        elif outcome.status == "running":
             failed = True
             click.echo(f"trk: run {short} is still running after SIGKILL of its programs", err=True)
         elif outcome.killed:

@@ -156,10 +156,9 @@ def run_container(
             stream = engine.client.api.attach(container.id, stdout=True, stderr=True, stream=True, logs=True,
                                               demux=True)
             run.write_attr("container", container.id)
+            run.record_supervisor()  # (a restart, a staged run started elsewhere: another trk process)
             run.start()
             container.start()
-            if run.get("pid") != os.getpid():  # a restart runs under another trk process
-                run.write_attr("pid", os.getpid())
             code = _capture(run, container, stream, sinks, scalars, stop)
             if stop.stopping and code > 128:  # the init reports death by signal N as 128 + N
                 code = 128 - code

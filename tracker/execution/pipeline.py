@@ -96,7 +96,7 @@ def resume_pipeline(store: RunStore, project: Project, op: OpDef, parent: Run, o
         raise
     with supervise(parent, held or lock(parent)):
         parent.clear_outcome()
-        parent.write_attr("pid", os.getpid())  # the supervisor now: what `trk stop` signals
+        parent.record_supervisor()  # the supervisor now (pid and host): what `trk stop` signals
         parent.write_attr("restarted", now_us())
         if not parent.get("started"):
             parent.start()

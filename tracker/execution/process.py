@@ -187,13 +187,12 @@ def run_process(
         if stop.stopping:  # stopped before its program started (between steps)
             run.terminate(-stop.signum)
             return -stop.signum
+        run.record_supervisor()  # (a restart, a staged run started elsewhere: another trk process)
         run.start()
         proc = _spawn(run, argv, env, cwd)
         program.pid = proc.pid
         if stop.stopping:  # the signal came while it was starting
             signal_group(proc.pid, signal.SIGTERM)
-        if run.get("pid") != os.getpid():  # a restart runs under another trk process
-            run.write_attr("pid", os.getpid())
         run.write_attr("program_pid", proc.pid)
         if on_start:
             on_start(proc)

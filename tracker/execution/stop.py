@@ -152,6 +152,7 @@ class StopOutcome:
     status: str
     was_running: bool
     killed: bool = False
+    elsewhere: str | None = None  # the host it runs on, when not this one: not signalled from here
 
 
 def stop_runs(runs: list[Run], timeout: float = GRACE_SECONDS) -> list[StopOutcome]:
@@ -161,7 +162,12 @@ def stop_runs(runs: list[Run], timeout: float = GRACE_SECONDS) -> list[StopOutco
     A run that is not running is left alone (its outcome says so).
     """
     outcomes = [StopOutcome(run, _fresh(run).status, False) for run in runs]
-    targets = [o for o in outcomes if o.status == "running"]
+    for o in outcomes:
+        if o.status == "running" and not _here(o.run) and _lock_holder(o.run.lock_path) is None:
+            # Supervised on another machine (a Dask worker on a shared $TRK_HOME):
+            # its pids are that machine's, and here they could be anyone's.
+            o.elsewhere = str(o.run.get("host"))
+    targets = [o for o in outcomes if o.status == "running" and o.elsewhere is None]
     # Taken while the runs are running, so these pids are theirs.
     groups = {o.run.id: set(_program_pids(o.run)) for o in targets}
     asked: set[int] = set()
@@ -251,10 +257,17 @@ def _running_tree(run: Run) -> list[Run]:
     return found
 
 
+def _here(run: Run) -> bool:
+    """Whether `run` is (or was last) supervised on this machine (`host`; a
+    run without one is taken to be)."""
+    host = run.get("host")
+    return host is None or host == os.uname().nodename
+
+
 def _program_pids(run: Run) -> list[int]:
-    """Process groups of the programs running for a run (and its steps)."""
+    """Process groups of the programs running for a run (and its steps) on this machine."""
     return [r.get("program_pid") for r in _running_tree(_fresh(run))
-            if isinstance(r.get("program_pid"), int) and r.get("program_pid") > 1]
+            if isinstance(r.get("program_pid"), int) and r.get("program_pid") > 1 and _here(r)]
 
 
 def supervisor_pid(run: Run) -> int | None:
@@ -268,7 +281,7 @@ def supervisor_pid(run: Run) -> int | None:
     if holder is not None:
         return holder
     tree = _running_tree(_fresh(run))
-    pids = [(r.get("started") or 0, r.get("pid")) for r in tree if isinstance(r.get("pid"), int)]
+    pids = [(r.get("started") or 0, r.get("pid")) for r in tree if isinstance(r.get("pid"), int) and _here(r)]
     pid = max(pids)[1] if pids else None
     if pid is None or pid <= 1 or pid == os.getpid():
         return None

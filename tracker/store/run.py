@@ -272,6 +272,17 @@ class Run:
         """Record that the run's program (or its first step) starts now."""
         self.write_attr("started", now_us())
 
+    def record_supervisor(self) -> None:
+        """Record this process as the one supervising the run: its `host`
+        and `pid`, where they changed (a run staged on one machine and
+        started on another, a restart). `trk stop` signals only runs whose
+        host is its own."""
+        host = os.uname().nodename
+        if self.get("host") != host:
+            self.write_attr("host", host)
+        if self.get("pid") != os.getpid():
+            self.write_attr("pid", os.getpid())
+
     def finish(self, exit_code: int, terminated: bool = False) -> None:
         """Record how the run ended: stopped, terminated, then exit_status.
 
