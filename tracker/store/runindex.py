@@ -239,17 +239,18 @@ class RunIndex:
                 return None  # moved or purged meanwhile
             attrs, bad = {}, f"{metadata_error(e)}\0{path}"
         attrs["id"] = run_id
-        status = derive_status(attrs, bad, lambda: self.is_locked(f"{path}/.trk/lock"))
-        if status == "terminated" and "exit_status" not in attrs and bad is None:
-            # Read before its supervisor recorded how it ended, and the lock
-            # asked after: read again (a dead supervisor's run stays terminated).
+        fresh: dict[str, Any] = {}
+
+        def reread() -> dict[str, Any]:  # (see derive_status: the run may have ended meanwhile)
             try:
-                fresh = read_attrs_dir(attrs_dir)
+                fresh.update(read_attrs_dir(attrs_dir))
             except (BadAttrs, OSError):
-                fresh = {}
-            if "exit_status" in fresh:
-                attrs, sig = dict(fresh, id=run_id), (None, None, None)
-                status = derive_status(attrs, None, lambda: False)
+                pass  # a dead supervisor's run stays terminated
+            return fresh
+
+        status = derive_status(attrs, bad, lambda: self.is_locked(f"{path}/.trk/lock"), reread)
+        if "exit_status" in fresh:  # read again, and it had ended: the row holds what was read last
+            attrs, sig = dict(fresh, id=run_id), (None, None, None)
         return self._row(run_id, place, sig, attrs, bad, status)
 
     @staticmethod
