@@ -261,6 +261,24 @@ def test_run_properties_never_raise_on_bad_attrs(trk_home):
     assert run.to_dict()["status"] == "error"
 
 
+def test_attrs_larger_than_one_read_are_written_and_read_whole(trk_home):
+    """Attr files are read and written straight through their descriptors, in
+    64 KiB reads: a value several reads long (a big flags dict) comes back whole,
+    through a new run's first attrs, a later write, and a fresh read."""
+    store = RunStore()
+    run, _ = store.new_run()
+    big = {f"flag_{i}": "v" * 50 + str(i) for i in range(5000)}  # about 330 KB of JSON
+    run.init_attrs({"id": run.id, "op": "big", "flags": big, "initialized": now_us()})
+    store.publish(run)
+    run.write_attr("label", "x" * 200_000)
+    fresh = RunStore().get(run.id)
+    assert fresh.flags == big and fresh.label == "x" * 200_000
+    assert os.path.getsize(os.path.join(fresh.attrs_dir, "flags")) > 3 * 65536
+    with pytest.raises(FileExistsError):  # a new run's first attrs never overwrite one already there
+        fresh.init_attrs({"op": "other"})
+    assert RunStore().get(run.id).opspec == "big"
+
+
 # -- 8. attrs edited in place ------------------------------------------------------
 
 

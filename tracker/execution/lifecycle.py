@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Iterator
 
 from ..records import field, record
-from ..fsutil import dump_attr
+from ..fsutil import create_new, dump_attr
 from ..project.flags import format_assigns
 from ..project.loader import OpDef, Project
 from ..project.resolve import interpolate
@@ -137,8 +137,8 @@ def prepare(
             attrs.update({str(k): v for k, v in run_attrs.items() if str(k) not in attrs})
         attrs.update(extra_attrs or {})
         run.init_attrs(attrs)  # (unpublished: written straight, no temp files)
-        with open(os.path.join(build, ".trk", "opref"), "x", encoding="utf-8") as f:
-            f.write(dump_attr({"project": project.dir, "file": project.filename, "model": op.model, "op": op.name}))
+        create_new(os.path.join(build, ".trk", "opref"),
+                   dump_attr({"project": project.dir, "file": project.filename, "model": op.model, "op": op.name}))
         store.publish(run, external=bool(opts.run_dir))
     except BaseException:
         if lock:

@@ -22,7 +22,7 @@ TYPE_CHECKING = False  # annotations only: importing typing costs every `trk run
 if TYPE_CHECKING:
     from typing import Any, Callable, Iterable
 
-from ..fsutil import load_attr
+from ..fsutil import load_attr, read_fd
 
 # Run times are microseconds since the epoch; a time past year 9999 cannot be shown.
 _MAX_TIME_US = 253402300800 * 1_000_000
@@ -97,8 +97,10 @@ def read_attrs_dir(attrs_dir: str) -> dict[str, Any]:
             except FileNotFoundError:
                 continue  # removed meanwhile (del_attr)
             try:
-                with os.fdopen(fd, "rb") as f:
-                    raw = f.read()
+                try:
+                    raw = read_fd(fd)
+                finally:
+                    os.close(fd)
                 value, problem = _parse_attr(name, raw)
             except OSError as e:
                 value, problem = None, f"attr file '{name}' cannot be read ({e.strerror})"

@@ -18,7 +18,7 @@ TYPE_CHECKING = False  # annotations only: importing typing costs every `trk run
 if TYPE_CHECKING:
     from typing import Any
 
-from ..fsutil import atomic_write, dump_attr
+from ..fsutil import atomic_write, create_new, dump_attr
 from .attrs import BadAttrs, FileCheck, metadata_error, read_attrs_dir
 
 
@@ -174,8 +174,7 @@ class Run:
         written straight, with no temp file and rename, as nothing can see it
         half-written; an attr already there is an error (FileExistsError)."""
         for name, value in attrs.items():
-            with open(os.path.join(self.attrs_dir, name), "x", encoding="utf-8") as f:
-                f.write(dump_attr(value))
+            create_new(os.path.join(self.attrs_dir, name), dump_attr(value))
         self.attrs.update(attrs)
         self._status = None
         if self._on_write is not None:
