@@ -401,7 +401,7 @@ def test_a_listing_asking_the_lock_does_not_make_a_claim_fail(trk_home):
     # Another process asks the lock in a loop, as `trk runs` does for a run
     # not finished: it takes the lock for an instant each time.
     prober = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom tracker.store.run import is_locked\n"
+        [sys.executable, "-c", "import sys, time\nfrom tracker.store.lock import is_locked\n"
          "n, stop = 0, time.time() + 1.5\nwhile time.time() < stop:\n    is_locked(sys.argv[1]); n += 1\nprint(n)",
          path], stdout=subprocess.PIPE, text=True)
     failed = claims = 0

@@ -215,7 +215,7 @@ def _stream(st, filt, deleted: bool, short: bool, colour: bool = False) -> None:
 def _tree_order(st, runs):
     """Steps under their pipeline; under each run, a `<-` line per run it
     requires (its dependency edges; the upstream run keeps its own place)."""
-    from tracker.store.run import RunRecord
+    from tracker.store.record import RunRecord
     from tracker.views.lineage import Lineage
 
     lineage = Lineage(st)

@@ -5,7 +5,8 @@ Owns everything under `$TRK_HOME`. May import `tracker.errors` and
 """
 
 from .attrs import BadAttrs
-from .run import Run, RunLock, default_home, now_us
+from .lock import RunLock
+from .run import Run, default_home, now_us
 from .runstore import MoveError, RunStore
 
 __all__ = ["BadAttrs", "MoveError", "Run", "RunLock", "RunStore", "default_home", "now_us"]

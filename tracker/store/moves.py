@@ -16,7 +16,7 @@ TYPE_CHECKING = False  # annotations only: importing typing costs every `trk run
 if TYPE_CHECKING:
     from typing import Any
 
-from .run import is_locked
+from .lock import is_locked
 
 # A hidden temp dir untouched this long belongs to a killed process.
 LEFTOVER_AGE_S = 10 * 60

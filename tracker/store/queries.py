@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 from .attrs import FileCheck
 from .moves import clean_leftovers
-from .run import Run, RunRecord, index_stamp, is_locked
+from .lock import is_locked
+from .record import RunRecord
+from .run import Run, index_stamp
 from .runindex import FINAL, RUNS, SUMMARY, TRASH, RunIndex
 
 # The first runs of a result have their attr files checked as they are used

@@ -1,4 +1,4 @@
-"""One run: its directory, its attrs, how it ended, and the lock its supervisor holds.
+"""One run: its directory, its attrs and how it ended (its lock: `lock`).
 
 A run is a directory with metadata in `.trk/` (`attrs/`, `output`, `opref`,
 `lock`). Status is derived from attrs and the run's lock, never trusted
@@ -7,12 +7,9 @@ blindly: a run whose supervisor died shows as `terminated`, not `running`.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
 import time
-from collections import namedtuple
 
 TYPE_CHECKING = False  # annotations only: importing typing costs every `trk run` 3 ms
 if TYPE_CHECKING:
@@ -20,6 +17,7 @@ if TYPE_CHECKING:
 
 from ..fsutil import atomic_write, create_new, dump_attr
 from .attrs import BadAttrs, FileCheck, metadata_error, read_attrs_dir
+from .lock import is_locked
 
 
 # The attrs a run from the index has without parsing its JSON (runindex.SUMMARY).
@@ -350,137 +348,9 @@ class Run:
         return d
 
 
-class RunRecord(namedtuple("RunRecord", "id op status label tags parent step started stopped exit_status flags "
-                                      "deps dir")):
-    """What a table of many runs needs of one run (`trk compare` at 100,000
-    runs), read from the run index without a Run object or its whole attrs.
-
-    Fields: id, op, status, label (str), tags (list), parent, step (str or
-    None), started, stopped (µs or None), exit_status, flags (dict), deps
-    (list of dicts), dir. (A `collections` namedtuple: `typing.NamedTuple`
-    would cost every `trk run` the import of `typing`.)
-    """
-
-    __slots__ = ()
-
-    @classmethod
-    def of(cls, run: Run) -> "RunRecord":
-        """The record of a run trk already holds."""
-        parent, step, deps = run.parent, run.get("step"), run.get("deps")
-        return cls(run.id, run.opspec, run.status, run.label, run.tags,
-                   parent if isinstance(parent, str) and parent else None,
-                   step if isinstance(step, str) and step else None, _int(run.started), _int(run.stopped),
-                   run.get("exit_status"), run.flags if isinstance(run.flags, dict) else {},
-                   [d for d in deps if isinstance(d, dict)] if isinstance(deps, list) else [], run.dir)
-
-    @property
-    def short_id(self) -> str:
-        """The first 8 hex digits of the id."""
-        return self.id[:8]
-
-    @property
-    def duration_us(self) -> int | None:
-        """Run time in microseconds (so far, while running), or None."""
-        if not self.started:
-            return None
-        if self.stopped is None:
-            return now_us() - self.started if self.status == "running" else None
-        return self.stopped - self.started
-
-    @property
-    def index_stamp(self) -> str | None:
-        """The scalar index's stamp of this run, as `Run.index_stamp`."""
-        return index_stamp(self.status, self.stopped)
-
-    @property
-    def version(self) -> str | None:
-        """`record_version` of this run: None unless it finished."""
-        if self.status not in ("completed", "error", "terminated"):
-            return None
-        from .runindex import flags_key
-
-        return record_version(self.op, self.started, self.stopped, self.status, self.label, self.exit_status,
-                              flags_key(self.flags))
-
-
-def record_version(op: str, started: Any, stopped: Any, status: str, label: Any, exit_status: Any,
-                   flags_key: str) -> str:
-    """A string that differs when any of a finished run's operation, times,
-    status, label, exit status or flags (by `runindex.flags_key`) differ; the
-    same string `RunQueries.versions` has SQLite make from an index row."""
-    return "\x1f".join("" if v is None else str(v) for v in (
-        op, started, stopped, status, label if isinstance(label, str) else "", exit_status, flags_key))
-
-
 def index_stamp(status: str, stopped: Any) -> str | None:
     """The scalar index's stamp of a run: its stop time once it finished, so
     an indexed finished run is never scanned again; None while it may change."""
     if status in ("completed", "error", "terminated") and stopped:
         return str(stopped)
     return None
-
-
-def _int(v: Any) -> int | None:
-    return v if type(v) is int else None
-
-
-def is_locked(path: str) -> bool:
-    """True when another open file description holds an flock on `path`."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        return e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
-
-class RunLock:
-    """The lock a supervising process holds while its run is running."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.fd: int | None = None
-
-    def acquire(self) -> None:
-        """Block until the lock is held."""
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-
-    def try_acquire(self) -> bool:
-        """Take the lock if nobody holds it; False (nothing held) when another process does.
-
-        A listing asks whether a run is running by taking its lock for an
-        instant (`is_locked`): a lock found held is asked again a few times
-        over half a second before another process is said to hold it (a
-        listing on a busy machine can be descheduled while it holds it).
-        """
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        pauses = [0.001, 0.004, 0.015, 0.03, 0.1, 0.35]
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as e:
-                busy = e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
-                if not busy or not pauses:
-                    os.close(fd)
-                    if not busy:
-                        raise
-                    return False
-                time.sleep(pauses.pop(0))
-            else:
-                self.fd = fd
-                return True
-
-    def release(self) -> None:
-        """Release the lock (a no-op when not held)."""
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None

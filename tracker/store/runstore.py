@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 from ..errors import TrkError
 from ..fsutil import is_inside, load_attr
 from .moves import MoveLock, clean_leftovers, remove_tree, rename_noreplace
-from .run import Run, default_home, is_locked
+from .lock import is_locked
+from .run import Run, default_home
 from .queries import RunQueries
 from .runindex import RunIndex
 

@@ -14,7 +14,7 @@ from typing import Any, Iterator, Sequence
 
 from ..display import format_duration, format_time
 from ..store import Run, RunStore
-from ..store.run import RunRecord
+from ..store.record import RunRecord
 from .columns import Column, lookup, parse_columns, unique_headers
 from .lineage import Lineage
 

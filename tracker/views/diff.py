@@ -96,7 +96,7 @@ def _dep(d: dict) -> str:
 def upstream_flag_diff(store: RunStore, a: Run, b: Run) -> list[str]:
     """`  prep.k: 2 -> 3` for each flag of an upstream run (found by
     dependency name, through every `requires: operation`) that differs."""
-    from ..store.run import RunRecord
+    from ..store.record import RunRecord
     from .lineage import Lineage, dep_names
 
     lineage = Lineage(store)

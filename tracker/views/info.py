@@ -81,7 +81,7 @@ def run_info(store: RunStore, run: Run) -> dict[str, Any]:
 def upstream_lines(store: RunStore, run: Run) -> list[str]:
     """The run's upstream tree, one line per dependency on another run
     (nested by depth): name, run id, operation, status, flags."""
-    from ..store.run import RunRecord
+    from ..store.record import RunRecord
     from .lineage import Lineage
 
     lines = []

@@ -13,7 +13,7 @@ from typing import Iterable, NamedTuple
 
 from ..errors import TrkError
 from ..store import RunStore
-from ..store.run import RunRecord
+from ..store.record import RunRecord
 
 
 class Upstream(NamedTuple):

@@ -30,7 +30,7 @@ from ..display import cell_formatter, format_scalar
 from ..metrics.indexschema import SCHEMA_VERSION as SCALARS_VERSION
 from ..store import RunStore
 from ..store.queries import CHECKED_RUNS
-from ..store.run import RunRecord
+from ..store.record import RunRecord
 from .columns import Column, unique_headers
 from .compare import attr_column, own_last
 

@@ -16,7 +16,8 @@ from typing import Any, Sequence
 from ..display import cell_formatter, format_duration, format_time
 from ..errors import TrkError
 from ..store import RunStore
-from ..store.run import RunRecord, index_stamp
+from ..store.record import RunRecord
+from ..store.run import index_stamp
 from ..store.select import RunFilter
 from ..views.columns import Column, lookup, parse_columns
 from ..views.compare import Comparison

@@ -15,7 +15,7 @@ from ..errors import RunSpecError
 from ..fsutil import resolve_inside
 from ..project.flags import format_value
 from ..store import Run, RunStore
-from ..store.run import RunRecord
+from ..store.record import RunRecord
 from .data import BadRequest, number, record_row
 
 OUTPUT_CHUNK = 256 * 1024  # the most output one poll returns
