@@ -69,6 +69,25 @@ def test_a_run_that_cannot_start_says_why(trk, tmp_path, trk_home):
     assert code != 0 and "trk:" in err and run_id[:8] in err
 
 
+def test_the_project_the_server_loads_for_a_run_is_the_one_on_disk_then(trk, tmp_path, trk_home):
+    # The server loads a run's project before it forks the run's supervisor
+    # (a child just forked loads it cold); an edit between two runs counts.
+    proj = copy_sample(tmp_path, "dask")
+    first, second = _staged(trk, proj, "i=1"), _staged(trk, proj, "i=2")
+    server = ForkServer(dict(os.environ))
+    try:
+        assert server.start(first, str(trk_home)) == (0, "")
+        text = (proj / "guild.yml").read_text()
+        (proj / "guild.yml").write_text(text.replace(
+            "  exec: python -c pass\n", "  exec: python -c pass\n  output-scalars:\n    acc: 'acc=(\\value)'\n"))
+        assert server.start(second, str(trk_home)) == (0, "")
+    finally:
+        server.close()
+    assert "matched no line" not in trk("cat", first[:8], "--output").stdout
+    assert "output-scalars: pattern" in trk("cat", second[:8], "--output").stdout
+    assert _run(trk, second)["status"] == "completed"
+
+
 def test_a_dead_server_is_reported_and_replaced(trk, tmp_path, trk_home):
     from tracker.execution import forkserver
 

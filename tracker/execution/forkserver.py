@@ -145,13 +145,14 @@ def serve() -> None:
 
 
 def _fork(request: dict[str, Any], children: dict[int, list[Any]], out: Any) -> None:
+    from .dask_submit import be_supervisor, preload_project
+
+    project = preload_project(request["run"], request["home"])  # (the child would load it cold)
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the supervisor: never returns into the server's loop
-        from .dask_submit import be_supervisor
-
         # Only the server holds its ends: the worker must see the replies end when it dies.
-        be_supervisor(request["run"], request["home"], write_end, (read_end, out.fileno(), *children))
+        be_supervisor(request["run"], request["home"], write_end, (read_end, out.fileno(), *children), project)
     os.close(write_end)
     children[read_end] = [request["id"], pid, [], None]
 

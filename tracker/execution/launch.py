@@ -9,6 +9,8 @@ each step back through `launch`.
 
 from __future__ import annotations
 
+import os
+
 TYPE_CHECKING = False  # annotations only: importing typing costs every `trk run` 3 ms
 if TYPE_CHECKING:
     from typing import Any
@@ -133,13 +135,16 @@ RUNTIMES = ("tracker.execution.dvc_stage", "tracker.execution.gradient_job")
 
 
 def relaunch(store: RunStore, run: Run | str, opts: RunOptions | None = None, sinks: Sinks | None = None,
-             staged_only: bool = False, assigns: list[str] | None = None) -> LaunchResult:
+             staged_only: bool = False, assigns: list[str] | None = None,
+             project: Project | None = None) -> LaunchResult:
     """Start a staged run, or run a finished one again in its own directory.
 
     A pipeline resumes: completed steps whose flags are unchanged are kept,
     the others run again. `run` is a Run or a run spec (index, range or id
     prefix); `assigns` (`NAME=VALUE`) and `opts.label` change its flags and
-    label first, as Guild's `run --restart RUN NAME=VALUE` does.
+    label first, as Guild's `run --restart RUN NAME=VALUE` does. `project`
+    is the run's project when the caller has just loaded it (a fork server:
+    see `dask_submit.preload_project`); another project's is not used.
     """
     opts = opts or RunOptions()
     if isinstance(run, str):
@@ -157,7 +162,8 @@ def relaunch(store: RunStore, run: Run | str, opts: RunOptions | None = None, si
         from ..project.loader import load
         from ..project.resolve import resolve
 
-        project = load(opref["project"], cache_dir=store.project_cache_dir)
+        if project is None or project.dir != os.path.abspath(opref["project"]):
+            project = load(opref["project"], cache_dir=store.project_cache_dir)
         op = resolve(project, f"{opref.get('model') or ''}:{opref['op']}")  # ':op' is the anonymous model's
         if assigns or opts.label is not None:
             from .restart import apply_restart_changes
