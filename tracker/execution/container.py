@@ -24,7 +24,7 @@ from ..lines import LineBuffer
 from ..store import Run
 # The local supervisor's output helpers, so a container's output is saved,
 # echoed and parsed exactly as a local program's.
-from .process import Sinks, _Echo, _say_warnings, _scalar_parser
+from .process import Echo, Sinks, say_warnings, scalar_parser
 from .stop import Interruption, stop_on_signals, supervising
 
 DEFAULT_URL = "unix:///var/run/docker.sock"  # the docker SDK's default without DOCKER_HOST
@@ -135,7 +135,7 @@ def run_container(
     import docker.errors
 
     sinks = sinks or Sinks()
-    scalars = _scalar_parser(run, output_scalars)
+    scalars = scalar_parser(run, output_scalars)
     # Registered as a supervised program with no pid: a stop signal then only
     # marks `stop`, and the loop below stops the container through the engine.
     with stop_on_signals() as stop, supervising():
@@ -174,7 +174,7 @@ def run_container(
                 scalars.close()
             _remove(engine, container, report=ok)
         if scalars is not None and not stop.stopping:
-            _say_warnings(run, sinks, scalars.warnings)
+            say_warnings(run, sinks, scalars.warnings)
         run.finish(code, stop.stopping)
     return code
 
@@ -188,7 +188,7 @@ def _capture(run: Run, container: Any, stream: Any, sinks: Sinks, scalars: Any, 
     chunks: queue.Queue = queue.Queue(maxsize=256)
     reader = threading.Thread(target=_read, args=(stream, chunks), daemon=True, name=f"trk-docker-{run.short_id}")
     reader.start()
-    streams = (LineBuffer(), _Echo(sinks.stdout, sinks.prefix)), (LineBuffer(), _Echo(sinks.stderr, sinks.prefix))
+    streams = (LineBuffer(), Echo(sinks.stdout, sinks.prefix)), (LineBuffer(), Echo(sinks.stderr, sinks.prefix))
     stopped_with = None
     with open(run.output_path, "ab", buffering=0) as out:
         while True:
@@ -221,7 +221,7 @@ def _capture(run: Run, container: Any, stream: Any, sinks: Sinks, scalars: Any, 
     return int(result.get("StatusCode", 1))
 
 
-def _settle(out, echo: _Echo, scalars: Any, ready: bytes, whole: bytes) -> None:
+def _settle(out, echo: Echo, scalars: Any, ready: bytes, whole: bytes) -> None:
     if ready:
         out.write(ready)
         echo.settled(ready)

@@ -56,7 +56,7 @@ def echo_line(sinks: Sinks | None, line: str) -> None:
             sinks.stdout = None  # the reader went away or the terminal hung up: the run goes on
 
 
-class _Echo:
+class Echo:
     """Echoes one stream live. With a prefix (parallel steps) it echoes the
     LineBuffer's settled output, each line prefixed, so lines of concurrent
     steps never splice; without, the raw bytes (the terminal draws `\\r`)."""
@@ -114,7 +114,7 @@ def program_env(run: Run, extra: dict[str, str] | None = None) -> dict[str, str]
     return env
 
 
-def _scalar_parser(run: Run, spec: Any):
+def scalar_parser(run: Run, spec: Any):
     """The output-scalar writer for this run, or None when disabled."""
     if spec is False:  # `output-scalars: no`: not even the parser's import
         return None
@@ -182,7 +182,7 @@ def run_process(
     unless a stop came, and returns the run's, before the run is finished.
     """
     sinks = sinks or Sinks()
-    scalars = _scalar_parser(run, output_scalars)
+    scalars = scalar_parser(run, output_scalars)
     with stop_on_signals() as stop, supervising() as program:
         if stop.stopping:  # stopped before its program started (between steps)
             run.terminate(-stop.signum)
@@ -201,12 +201,12 @@ def run_process(
         if after is not None and not stop.stopping:
             code = after(code)
         if scalars is not None and not stop.stopping:
-            _say_warnings(run, sinks, scalars.warnings)
+            say_warnings(run, sinks, scalars.warnings)
         run.finish(code, stop.stopping)
     return code
 
 
-def _say_warnings(run: Run, sinks: Sinks, warnings: list[str]) -> None:
+def say_warnings(run: Run, sinks: Sinks, warnings: list[str]) -> None:
     """Save warnings about the run's output (a pattern that matched no line) and echo them."""
     if warnings:
         with open(run.output_path, "ab") as out:
@@ -231,7 +231,7 @@ def _spawn(run: Run, argv: list[str], env: dict[str, str], cwd: str | None = Non
 
 def _capture(run: Run, proc: subprocess.Popen, sinks: Sinks, scalars: Any, stop: Interruption) -> int:
     """Echo, save and parse the program's output until it ends; return its exit code."""
-    streams = {f.fileno(): (LineBuffer(), _Echo(sink, sinks.prefix))
+    streams = {f.fileno(): (LineBuffer(), Echo(sink, sinks.prefix))
                for f, sink in ((proc.stdout, sinks.stdout), (proc.stderr, sinks.stderr))}
     killed = False
     try:
