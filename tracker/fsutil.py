@@ -142,18 +142,27 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _FICLONE = 0x40049409
 
 
+_SMALL_SHA256 = None
+
+
 def small_sha256(data: bytes = b""):
     """A SHA-256 hasher for small inputs (a source snapshot): CPython's own,
     which imports in under 1 ms, where hashlib loads OpenSSL (3 ms on every
-    `trk run`); the digests are the same. Large files go through hashlib."""
-    try:
-        from _sha2 import sha256  # CPython 3.12+
-    except ImportError:
+    `trk run`); the digests are the same. Large files go through hashlib.
+
+    The constructor is found once: a module that is not there is searched
+    for again on every import (40 us, and a snapshot hashes each file)."""
+    global _SMALL_SHA256
+    if _SMALL_SHA256 is None:
         try:
-            from _sha256 import sha256  # CPython 3.10, 3.11
+            from _sha2 import sha256  # CPython 3.12+
         except ImportError:
-            from hashlib import sha256
-    return sha256(data)
+            try:
+                from _sha256 import sha256  # CPython 3.10, 3.11
+            except ImportError:
+                from hashlib import sha256
+        _SMALL_SHA256 = sha256
+    return _SMALL_SHA256(data)
 
 
 def hash_stream(f: BinaryIO, out: BinaryIO | None = None, first: bytes = b"", small: bool = False) -> str:
