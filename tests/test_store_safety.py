@@ -279,6 +279,27 @@ def test_attrs_larger_than_one_read_are_written_and_read_whole(trk_home):
     assert RunStore().get(run.id).opspec == "big"
 
 
+def test_writing_an_attr_of_a_run_not_read_yet_keeps_every_view_of_it_true(trk_home):
+    """A write to a run trk has not read (a Dask worker noting itself on the
+    run it starts) does not read every attr first; reads after it see the
+    files, the new one too. A run already read keeps its attrs current."""
+    store = RunStore()
+    run_id = make_run(store, label="before")
+    fresh = store.get(run_id)
+    fresh.write_attr("dask_worker", "tcp://w:1")
+    fresh.del_attr("label")
+    assert fresh.get("dask_worker") == "tcp://w:1" and fresh.label == "" and fresh.opspec == "echo"
+    assert fresh.status == "completed"
+    read = store.get(run_id)
+    assert read.attrs["op"] == "echo"  # read: now kept current in memory
+    read.write_attr("label", "after")
+    read.del_attr("dask_worker")
+    assert read.label == "after" and "dask_worker" not in read.attrs
+    listed = next(r for r in store.query() if r.id == run_id)  # from the run index, a summary
+    listed.write_attr("label", "listed")
+    assert listed.label == "listed" and RunStore().get(run_id).label == "listed"
+
+
 # -- 8. attrs edited in place ------------------------------------------------------
 
 

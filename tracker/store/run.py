@@ -161,10 +161,18 @@ class Run:
     def write_attr(self, name: str, value: Any) -> None:
         """Write one attr atomically (temp file + rename)."""
         atomic_write(os.path.join(self.attrs_dir, name), dump_attr(value))
-        self.attrs[name] = value
+        self._cached()[name] = value
         self._status = None
         if self._on_write is not None:
             self._on_write(self)
+
+    def _cached(self) -> dict[str, Any]:
+        """The attrs read so far, to change as trk writes them: all of them
+        when any were read (or given), else an empty dict to throw away, not
+        a read of every file (the next use reads them, the new one too)."""
+        if self._attrs is None and self._summary is None and self._json is None:
+            return {}
+        return self.attrs
 
     def init_attrs(self, attrs: dict[str, Any]) -> None:
         """Write the first attrs of a run still being built in a directory no
@@ -173,7 +181,7 @@ class Run:
         half-written; an attr already there is an error (FileExistsError)."""
         for name, value in attrs.items():
             create_new(os.path.join(self.attrs_dir, name), dump_attr(value))
-        self.attrs.update(attrs)
+        self._cached().update(attrs)
         self._status = None
         if self._on_write is not None:
             self._on_write(self)
@@ -184,7 +192,7 @@ class Run:
             os.unlink(os.path.join(self.attrs_dir, name))
         except FileNotFoundError:
             pass
-        self.attrs.pop(name, None)
+        self._cached().pop(name, None)
         self._status = None
         if self._on_write is not None:
             self._on_write(self)
