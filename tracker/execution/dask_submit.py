@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import TrkError
 from ..project.loader import OpDef, Project
-from ..store import Run, RunLock, RunStore, now_us
+from ..store import Run, RunLock, RunStore, now_us, this_host
 from .lifecycle import LaunchResult, RunOptions
 
 log = logging.getLogger("trk")
@@ -65,7 +65,7 @@ def _worker_address() -> str:
 
         return get_worker().address
     except (ImportError, ValueError):
-        return os.uname().nodename
+        return this_host()
 
 
 def _spawned(argv: list[str], home: str) -> tuple[int, str]:

@@ -21,7 +21,7 @@ from ..fsutil import create_new, dump_attr
 from ..project.flags import format_assigns
 from ..project.loader import OpDef, Project
 from ..project.resolve import interpolate
-from ..store import Run, RunLock, RunStore, now_us
+from ..store import Run, RunLock, RunStore, now_us, this_host
 from .process import Sinks, echo_line
 
 
@@ -107,7 +107,7 @@ def prepare(
             "label": label,
             "tags": list(opts.tags),
             "initialized": now_us(),
-            "host": os.uname().nodename,  # gethostname() without importing socket
+            "host": this_host(),
             "pid": os.getpid(),
         }
         if cmd is not None:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from typing import Iterator
 
 from ..records import record
-from ..store import Run
+from ..store import Run, this_host
 
 GRACE_SECONDS = 10.0  # how long a program has after SIGTERM before SIGKILL
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -261,7 +261,7 @@ def _here(run: Run) -> bool:
     """Whether `run` is (or was last) supervised on this machine (`host`; a
     run without one is taken to be)."""
     host = run.get("host")
-    return host is None or host == os.uname().nodename
+    return host is None or host == this_host()
 
 
 def _program_pids(run: Run) -> list[int]:

@@ -6,7 +6,7 @@ Owns everything under `$TRK_HOME`. May import `tracker.errors` and
 
 from .attrs import BadAttrs
 from .lock import RunLock
-from .run import Run, default_home, now_us
+from .run import Run, default_home, now_us, this_host
 from .runstore import MoveError, RunStore
 
-__all__ = ["BadAttrs", "MoveError", "Run", "RunLock", "RunStore", "default_home", "now_us"]
+__all__ = ["BadAttrs", "MoveError", "Run", "RunLock", "RunStore", "default_home", "now_us", "this_host"]

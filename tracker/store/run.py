@@ -30,6 +30,12 @@ def default_home() -> str:
     return os.path.abspath(os.path.expanduser(os.environ.get("TRK_HOME") or "~/.trk"))
 
 
+def this_host() -> str:
+    """This machine's name as runs record it (`host`, which `trk stop`
+    compares): the kernel's node name, `gethostname()` without importing socket."""
+    return os.uname().nodename
+
+
 def now_us() -> int:
     """The time now in microseconds since the epoch (the unit of run times)."""
     return time.time_ns() // 1000
@@ -282,7 +288,7 @@ class Run:
         and `pid`, where they changed (a run staged on one machine and
         started on another, a restart). `trk stop` signals only runs whose
         host is its own."""
-        host = os.uname().nodename
+        host = this_host()
         if self.get("host") != host:
             self.write_attr("host", host)
         if self.get("pid") != os.getpid():
