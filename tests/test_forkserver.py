@@ -88,6 +88,22 @@ def test_the_project_the_server_loads_for_a_run_is_the_one_on_disk_then(trk, tmp
     assert _run(trk, second)["status"] == "completed"
 
 
+def test_a_project_broken_after_staging_fails_the_run_not_the_server(trk, tmp_path, trk_home):
+    proj = copy_sample(tmp_path, "dask")
+    first, second = _staged(trk, proj, "i=1"), _staged(trk, proj, "i=2")
+    good = (proj / "guild.yml").read_text()
+    (proj / "guild.yml").write_text(good + "\nnoop: [unclosed\n")
+    server = ForkServer(dict(os.environ))
+    try:
+        code, err = server.start(first, str(trk_home))
+        assert code != 0 and "guild.yml" in err  # the run's own supervisor says what is wrong
+        (proj / "guild.yml").write_text(good)
+        assert server.start(second, str(trk_home)) == (0, "")  # the same server, still serving
+    finally:
+        server.close()
+    assert _run(trk, second)["status"] == "completed"
+
+
 def test_a_dead_server_is_reported_and_replaced(trk, tmp_path, trk_home):
     from tracker.execution import forkserver
 

@@ -107,7 +107,7 @@ def preload_project(run_id: str, home: str) -> Project | None:
         if run is None:
             return None
         return load(load_opref(run)["project"], cache_dir=store.project_cache_dir)
-    except (TrkError, OSError, ValueError, KeyError, TypeError):
+    except Exception:  # noqa: BLE001  (whatever it is, the supervisor meets it again and reports it on the run)
         return None
 
 
