@@ -27,30 +27,31 @@ from .errors import TrkError
 
 def atomic_write(path: str, data: bytes | str) -> None:
     """Write `data` to `path` via a temp file in the same dir + os.replace."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
     dirname = os.path.dirname(path) or "."
     # O_EXCL on a random name does what tempfile.mkstemp does, without
     # importing tempfile (and random, shutil...) on every command's path.
     while True:
         tmp = os.path.join(dirname, f".tmp-{os.urandom(6).hex()}")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            create_new(tmp, data)
             break
         except FileExistsError:
             continue
+        except BaseException:
+            _unlink_quietly(tmp)  # written in part (or never made)
+            raise
     try:
-        try:
-            write_fd(fd, data)
-        finally:
-            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _unlink_quietly(tmp)
         raise
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def write_fd(fd: int, data: bytes) -> None:
@@ -328,7 +329,4 @@ def _clone(f: BinaryIO, out: BinaryIO) -> bool:
 def remove_sqlite(path: str) -> None:
     """Delete an SQLite database and its journal files (a cache to rebuild)."""
     for suffix in ("", "-wal", "-shm", "-journal"):
-        try:
-            os.unlink(path + suffix)
-        except OSError:
-            pass
+        _unlink_quietly(path + suffix)
