@@ -273,3 +273,22 @@ def test_start_a_staged_run_on_dask_and_options_it_refuses(trk, proj, cluster):
     assert p.returncode == 2 and "--retries needs --dask" in p.stderr
     p = trk("run", "train", "--stage", "--dask", cluster.address, "-y", cwd=proj, check=False)
     assert p.returncode == 2 and "--dask cannot be used with --stage" in p.stderr
+
+
+def test_submitter_connects_without_importing_numpy_which_imports_after(proj, cluster, tmp_path):
+    # `distributed` takes numpy only for receive buffers; a submitter needs none (dask_submit._client_class).
+    code = f"""
+import sys
+from tracker.execution.dask_submit import DaskSubmitter
+from tracker.store import RunStore
+submitter = DaskSubmitter(RunStore({str(tmp_path / 'home')!r}), {cluster.address!r})
+print("numpy" in sys.modules)
+import numpy
+from distributed.protocol.utils import host_array
+print(numpy.arange(3).sum(), len(host_array(5)))
+submitter.close()
+"""
+    env = {k: v for k, v in os.environ.items() if k != "TRK_DASK_SCHEDULER"}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["False", "3", "5"]
