@@ -298,13 +298,14 @@ def _client_class() -> type:
     (`distributed.protocol.utils.host_array`); a submitter receives no
     arrays. Kept out, numpy costs `trk run --dask` neither its import
     (about 70 ms before the first trial is submitted) nor its thread pool: a
-    100-trial batch used 0.15 s less CPU. numpy imports as usual afterwards.
+    100-trial batch used 0.15 s less CPU. numpy imports as usual afterwards
+    (another thread importing it meanwhile would fail: `trk run` has none then).
     """
     if "numpy" in sys.modules:
         from distributed import Client
 
         return Client
-    sys.modules["numpy"] = None  # type: ignore[assignment]  (`import numpy` raises ImportError meanwhile)
+    sys.modules["numpy"] = None  # (meanwhile `import numpy` raises ImportError)
     try:
         from distributed import Client
 
