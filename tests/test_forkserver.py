@@ -70,8 +70,8 @@ def test_a_run_that_cannot_start_says_why(trk, tmp_path, trk_home):
 
 
 def test_the_project_the_server_loads_for_a_run_is_the_one_on_disk_then(trk, tmp_path, trk_home):
-    # The server loads a run's project before it forks the run's supervisor
-    # (a child just forked loads it cold); an edit between two runs counts.
+    # One supervisor starts both runs, one after the other: each loads its
+    # run's project as it is on disk then; an edit between two runs counts.
     proj = copy_sample(tmp_path, "dask")
     first, second = _staged(trk, proj, "i=1"), _staged(trk, proj, "i=2")
     server = ForkServer(dict(os.environ))
@@ -147,3 +147,67 @@ def test_without_a_server_the_worker_forks_the_supervisor_itself(trk, tmp_path, 
     assert _run(trk, run_id)["status"] == "completed"
     code, err = _forked(run_id, str(trk_home))  # no longer staged
     assert code != 0 and run_id[:8] in err
+
+
+def _staged_train(trk, proj, hold) -> str:
+    trk("run", "train", f"hold={hold}", "--stage", "-y", cwd=proj)
+    return json.loads(trk("runs", "--json").stdout)[0]["id"]
+
+
+def _wait(cond, what: str, timeout: float = 30):
+    for _ in range(int(timeout / 0.05)):
+        if cond():
+            return
+        threading.Event().wait(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_supervisor_starts_runs_one_after_another_and_a_stop_ends_only_its_run(trk, tmp_path, trk_home):
+    # A supervisor stays for the next run (forking one per run cost a trial
+    # about 3 ms of CPU). `trk stop` signals the process holding the run's
+    # lock, that supervisor: its run ends terminated, and it serves on.
+    proj = copy_sample(tmp_path, "dask")
+    hold = tmp_path / "hold"
+    first, held, last = _staged(trk, proj, "i=1"), _staged_train(trk, proj, hold), _staged(trk, proj, "i=2")
+    server = ForkServer(dict(os.environ))
+    try:
+        assert server.start(first, str(trk_home)) == (0, "")
+        result = []
+        starter = threading.Thread(target=lambda: result.append(server.start(held, str(trk_home))))
+        starter.start()
+        _wait(lambda: os.path.exists(str(hold) + ".started"), "the held run to start")
+        stopped = trk("stop", held[:8], "-y")
+        assert "terminated" in stopped.stdout + stopped.stderr, stopped
+        starter.join(30)
+        assert result and result[0][0] != 0
+        assert server.start(last, str(trk_home)) == (0, "")
+    finally:
+        server.close()
+    runs = {run_id: _run(trk, run_id) for run_id in (first, held, last)}
+    assert [runs[r]["status"] for r in (first, held, last)] == ["completed", "terminated", "completed"]
+    assert runs[first]["pid"] == runs[held]["pid"] == runs[last]["pid"]  # the one supervisor
+    assert runs[first]["pid"] not in (os.getpid(), server.proc.pid)
+
+
+def test_a_supervisor_killed_mid_run_is_reported_and_the_next_run_gets_a_new_one(trk, tmp_path, trk_home):
+    import signal
+
+    proj = copy_sample(tmp_path, "dask")
+    hold = tmp_path / "hold"
+    held, after = _staged_train(trk, proj, hold), _staged(trk, proj, "i=1")
+    server = ForkServer(dict(os.environ))
+    try:
+        result = []
+        starter = threading.Thread(target=lambda: result.append(server.start(held, str(trk_home))))
+        starter.start()
+        _wait(lambda: os.path.exists(str(hold) + ".started"), "the held run to start")
+        supervisor = _run(trk, held)["pid"]
+        os.kill(supervisor, signal.SIGKILL)
+        starter.join(30)
+        assert result == [(-signal.SIGKILL, "the run's supervisor died")]
+        hold.touch()  # (its program, orphaned, ends now)
+        assert server.start(after, str(trk_home)) == (0, "")
+    finally:
+        server.close()
+    assert _run(trk, held)["status"] == "terminated"
+    assert _run(trk, after)["status"] == "completed" and _run(trk, after)["pid"] != supervisor

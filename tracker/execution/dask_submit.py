@@ -35,12 +35,12 @@ CONNECT_SECONDS = 10
 def start_staged(run_id: str, home: str) -> dict[str, Any]:
     """The Dask task: start staged run `run_id` (`trk run --start RUN`) on this worker.
 
-    The run gets a supervisor process of its own, as a local run does (its
-    pid is the run's, so `trk stop` stops it and never the worker): forked,
-    where the system has fork, by the worker's fork server (`forkserver`),
-    or by the worker itself when that cannot start, so it starts with trk
-    already imported (a new Python would spend most of a short trial
-    starting up); else a new `python -m tracker` (argv list, no shell). `$TRK_DASK_SCHEDULER`
+    The run gets a supervisor process, as a local run does (its pid is the
+    run's, so `trk stop` stops it and never the worker): where the system
+    has fork, one of the worker's fork server's (`forkserver`), or one the
+    worker forks when that cannot start, so it starts with trk already
+    imported (a new Python would spend most of a short trial starting up);
+    else a new `python -m tracker` (argv list, no shell). `$TRK_DASK_SCHEDULER`
     is dropped from its environment, or it would submit the run to Dask again.
     """
     worker = _worker_address()
@@ -89,32 +89,9 @@ def _preload() -> None:
         importlib.import_module(name)
 
 
-def preload_project(run_id: str, home: str) -> Project | None:
-    """The project staged run `run_id` was made from, loaded by a fork server
-    before it forks the run's supervisor; None when it cannot be (the
-    supervisor then loads it, and says what is wrong).
-
-    Loading it again in a process just forked costs about 1 ms: every page
-    it touches is copied on write. Here, warm, it costs about 0.15 ms, and is
-    as current (`project.load` checks the files' sizes and times each time).
-    """
-    from ..project.loader import load
-    from .lifecycle import load_opref
-
-    try:
-        store = RunStore(home)
-        run = store.on_disk(run_id)
-        if run is None:
-            return None
-        return load(load_opref(run)["project"], cache_dir=store.project_cache_dir)
-    except Exception:  # noqa: BLE001  (whatever it is, the supervisor meets it again and reports it on the run)
-        return None
-
-
-def _start_here(run_id: str, project: Project | None = None) -> int:
+def _start_here(run_id: str) -> int:
     """Start staged run `run_id` in this process, as `trk run --start RUN -q`
-    does (with its `project` when already loaded: see `preload_project`);
-    its exit code (a failure trk knows about is said on stderr)."""
+    does; its exit code (a failure trk knows about is said on stderr)."""
     from ..errors import TrkError
     from .launch import RunOptions, relaunch
     from .process import Sinks, exit_code_for
@@ -126,7 +103,7 @@ def _start_here(run_id: str, project: Project | None = None) -> int:
     try:
         run = store.on_disk(run_id) or select_from(store, None, [run_id])[0]  # (the latter says it is missing)
         with stop_on_signals():  # a stop between a pipeline's steps ends it, not this process
-            result = relaunch(store, run, RunOptions(), Sinks(), staged_only=True, project=project)
+            result = relaunch(store, run, RunOptions(), Sinks(), staged_only=True)
     except TrkError as e:
         print(f"trk: {e.message}", file=sys.stderr, flush=True)
         return e.exit_code
@@ -135,31 +112,79 @@ def _start_here(run_id: str, project: Project | None = None) -> int:
     return exit_code_for(result.exit_code)
 
 
-def be_supervisor(run_id: str, home: str, stderr_fd: int, close: tuple[int, ...] = (),
-                  project: Project | None = None) -> None:
+def _as_supervisor(stderr_fd: int, close: tuple[int, ...]) -> None:
     """In a child just forked: close `close`, put stdin and stdout on
-    /dev/null and stderr on `stderr_fd`, start staged run `run_id` (of
-    `project`, when the parent loaded it), and exit with its exit code
-    (never returns: the parent's code must not run on here)."""
-    code = 1
-    try:
-        for fd in close:
-            os.close(fd)
-        devnull = os.open(os.devnull, os.O_RDWR)
-        os.dup2(devnull, 0)
-        os.dup2(devnull, 1)
+    /dev/null and stderr on `stderr_fd` (and Python's streams on them)."""
+    for fd in close:
+        os.close(fd)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    if stderr_fd != 2:
         os.dup2(stderr_fd, 2)
         os.close(stderr_fd)
-        os.environ.pop(SCHEDULER_ENV, None)
-        os.environ["TRK_HOME"] = home
-        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115  (the parent's streams are not ours)
-        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-        try:
-            code = _start_here(run_id, project)
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
+    if devnull > 2:
+        os.close(devnull)
+    os.environ.pop(SCHEDULER_ENV, None)
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115  (the parent's streams are not ours)
+    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+
+
+def _start_as_supervisor(run_id: str, home: str) -> int:
+    """Start staged run `run_id` of `$TRK_HOME` `home` here, a supervisor; its exit code."""
+    os.environ["TRK_HOME"] = home
+    try:
+        return _start_here(run_id)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 1
+    finally:
         sys.stdout.flush()
         sys.stderr.flush()
+
+
+def be_supervisor(run_id: str, home: str, stderr_fd: int, close: tuple[int, ...] = ()) -> None:
+    """In a child just forked: close `close`, put stdin and stdout on
+    /dev/null and stderr on `stderr_fd`, start staged run `run_id`, and exit
+    with its exit code (never returns: the parent's code must not run on here)."""
+    code = 1
+    try:
+        _as_supervisor(stderr_fd, close)
+        code = _start_as_supervisor(run_id, home)
+    finally:
+        os._exit(code)
+
+
+def be_supervisor_of_runs(requests: int, replies: int, close: tuple[int, ...], runs: int) -> None:
+    """In a child a fork server just forked: start the staged runs asked for on
+    `requests` (a line of JSON each: run, home) one after another, answering
+    each on `replies` (exit_code, stderr: what trk said on stderr meanwhile,
+    more: whether it takes another), `runs` of them at most; then exit (never
+    returns). Between runs it holds no run's lock, and a signal ends it."""
+    import io
+    import json
+
+    code = 1
+    try:
+        _as_supervisor(os.open(os.devnull, os.O_WRONLY), close)
+        quiet = sys.stderr
+        lines = os.fdopen(requests, "rb")
+        for n in range(runs):
+            line = lines.readline()
+            if not line:
+                break  # the server is gone
+            request = json.loads(line)
+            said = io.StringIO()
+            sys.stderr = said
+            try:
+                exit_code = _start_as_supervisor(request["run"], request["home"])
+            except BaseException as e:  # noqa: BLE001  (whatever one run raises, the next may start)
+                exit_code = 130 if isinstance(e, KeyboardInterrupt) else 1
+                said.write(f"trk: {type(e).__name__}: {e}\n")
+            finally:
+                sys.stderr = quiet
+            reply = {"exit_code": exit_code, "stderr": said.getvalue()[-2000:], "more": n + 1 < runs}
+            os.write(replies, json.dumps(reply).encode() + b"\n")
+        code = 0
     finally:
         os._exit(code)
 
@@ -168,12 +193,10 @@ def _forked(run_id: str, home: str) -> tuple[int, str]:
     """Start staged run `run_id` in a child forked from this (worker) process:
     its exit code and what it wrote to stderr."""
     _preload()
-
-    project = preload_project(run_id, home)
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: only this thread exists here; it never returns into the worker
-        be_supervisor(run_id, home, write_end, (read_end,), project)
+        be_supervisor(run_id, home, write_end, (read_end,))
     os.close(write_end)
     chunks = []
     with open(read_end, "rb") as f:

@@ -5,10 +5,11 @@ Forking the Dask worker for every trial costs about 10 ms on these VMs (a
 event loop afterwards); forking a process that holds nothing but trk's
 imports costs under 2. `ForkServer` starts `python -m
 tracker.execution.forkserver` once per worker (an argv list, no shell) and
-asks it, a line of JSON per run, to start staged runs; the server forks a
-supervisor for each (its pid is the run's, as a local run's is) and answers
-with the exit code and the end of its stderr. The server exits when its
-worker goes (its standard input closes); runs it started finish on their own.
+asks it, a line of JSON per run, to start staged runs; the server hands each
+to an idle supervisor it forked earlier, or forks one (see `serve`), and
+answers with the exit code and what trk said on stderr. The server exits
+when its worker goes (its standard input closes); runs it started finish on
+their own, and their supervisors exit then.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 STDERR_KEPT = 2000  # characters of a run's stderr sent back (what the submitter says of a failure)
-WAIT_POLL = 0.05  # seconds between looks for children that ended without closing their stderr
 
 
 class ForkServer:
@@ -113,68 +113,101 @@ def start_run(run_id: str, home: str, env: dict[str, str]) -> tuple[int, str] | 
 
 # -- the server ---------------------------------------------------------------
 
+RUNS_PER_SUPERVISOR = 100  # then it exits and the next run gets a new one: what runs leave in it stays bounded
+
+
+class _Supervisor:
+    """The server's end of one supervisor process: its pid, the pipe it reads
+    requests from and the one it answers on, and the request it is running."""
+
+    def __init__(self, pid: int, requests: int, replies: int):
+        self.pid, self.requests, self.replies = pid, requests, replies
+        self.request: Any = None  # the worker's request id while it runs one
+        self.buffered = b""
+
+
 def serve() -> None:
-    """Read requests from stdin, fork a supervisor for each, answer on stdout as each ends."""
+    """Read requests from stdin, hand each to an idle supervisor (forking one
+    when none is idle), and answer on stdout as each run ends.
+
+    A supervisor is a child of this server that starts runs one after
+    another, each as `trk run --start RUN` would (holding the run's lock; its
+    pid is the run's, so `trk stop` stops it and never the worker). Forking
+    one for every run cost each trial about 3 ms of CPU (the fork, its exit,
+    and the pages both processes copy on write after it); a supervisor that
+    stays has copied them once.
+    """
     from .dask_submit import _preload
 
     _preload()
     requests = sys.stdin.buffer
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(os.open(os.devnull, os.O_RDWR), 1)  # (nothing a child prints may reach the replies)
-    children: dict[int, list[Any]] = {}  # stderr fd -> [request, pid, chunks, status]
+    supervisors: dict[int, _Supervisor] = {}  # by the fd it answers on
+    idle: list[_Supervisor] = []
     buffered = b""
     while True:
-        ready, _, _ = select.select([requests.fileno(), *children], [], [], WAIT_POLL if children else None)
+        ready, _, _ = select.select([requests.fileno(), *supervisors], [], [])
         for fd in ready:
             if fd == requests.fileno():
                 data = os.read(fd, 65536)
                 if not data:
-                    return  # the worker is gone
+                    return  # the worker is gone; busy supervisors finish their runs, then see it
                 buffered += data
                 while b"\n" in buffered:
                     line, buffered = buffered.split(b"\n", 1)
-                    _fork(json.loads(line), children, out)
+                    request = json.loads(line)
+                    sup = idle.pop() if idle else _fork_supervisor(supervisors, out)
+                    supervisors[sup.replies] = sup
+                    sup.request = request["id"]
+                    os.write(sup.requests, json.dumps({"run": request["run"], "home": request["home"]}).encode()
+                             + b"\n")
             else:
-                chunk = os.read(fd, 65536)
-                if chunk:
-                    children[fd][2].append(chunk)
-                else:
-                    _reap(fd, children, out, block=True)
-        for fd in list(children):
-            _reap(fd, children, out, block=False)
+                _answered(supervisors[fd], supervisors, idle, out)
 
 
-def _fork(request: dict[str, Any], children: dict[int, list[Any]], out: Any) -> None:
-    from .dask_submit import be_supervisor, preload_project
+def _fork_supervisor(supervisors: dict[int, _Supervisor], out: Any) -> _Supervisor:
+    from .dask_submit import be_supervisor_of_runs
 
-    project = preload_project(request["run"], request["home"])  # (the child would load it cold)
-    read_end, write_end = os.pipe()
+    requests_read, requests_write = os.pipe()
+    replies_read, replies_write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the supervisor: never returns into the server's loop
-        # Only the server holds its ends: the worker must see the replies end when it dies.
-        be_supervisor(request["run"], request["home"], write_end, (read_end, out.fileno(), *children), project)
-    os.close(write_end)
-    children[read_end] = [request["id"], pid, [], None]
+        # Only the server holds its ends (and the worker's): each side must see the other end when it dies.
+        others = [fd for sup in supervisors.values() for fd in (sup.requests, sup.replies)]
+        be_supervisor_of_runs(requests_read, replies_write,
+                              (requests_write, replies_read, out.fileno(), *others), RUNS_PER_SUPERVISOR)
+    os.close(requests_read)
+    os.close(replies_write)
+    return _Supervisor(pid, requests_write, replies_read)
 
 
-def _reap(fd: int, children: dict[int, list[Any]], out: Any, block: bool) -> None:
-    """Answer for the child reading from `fd` once it has exited (and its stderr closed or drained)."""
-    child = children[fd]
-    if child[3] is None:
-        pid, status = os.waitpid(child[1], 0 if block else os.WNOHANG)
-        if pid == 0:
-            return
-        child[3] = os.waitstatus_to_exitcode(status)
-    if not block:  # exited, stderr still open (a process it left holds it): take what is there
-        while select.select([fd], [], [], 0)[0]:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            child[2].append(chunk)
-    os.close(fd)
-    del children[fd]
-    text = b"".join(child[2]).decode(errors="replace")[-STDERR_KEPT:]
-    out.write(json.dumps({"id": child[0], "exit_code": child[3], "stderr": text}).encode() + b"\n")
+def _answered(sup: _Supervisor, supervisors: dict[int, _Supervisor], idle: list[_Supervisor], out: Any) -> None:
+    """Read what supervisor `sup` says: the end of its run (answer the worker),
+    or nothing more (it exited: answer for the run it was on, if any)."""
+    chunk = os.read(sup.replies, 65536)
+    if chunk:
+        sup.buffered += chunk
+        while b"\n" in sup.buffered:
+            line, sup.buffered = sup.buffered.split(b"\n", 1)
+            reply = json.loads(line)
+            _reply(out, sup.request, reply["exit_code"], reply["stderr"])
+            sup.request = None
+            if reply.get("more"):
+                idle.append(sup)
+        return
+    del supervisors[sup.replies]
+    if sup in idle:
+        idle.remove(sup)
+    os.close(sup.replies)
+    os.close(sup.requests)
+    _, status = os.waitpid(sup.pid, 0)
+    if sup.request is not None:  # it died running a run: the run's own state says how that ended
+        _reply(out, sup.request, os.waitstatus_to_exitcode(status), "the run's supervisor died")
+
+
+def _reply(out: Any, request: Any, exit_code: int, stderr: str) -> None:
+    out.write(json.dumps({"id": request, "exit_code": exit_code, "stderr": stderr[-STDERR_KEPT:]}).encode() + b"\n")
     out.flush()
 
 

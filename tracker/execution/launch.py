@@ -9,8 +9,6 @@ each step back through `launch`.
 
 from __future__ import annotations
 
-import os
-
 TYPE_CHECKING = False  # annotations only: importing typing costs every `trk run` 3 ms
 if TYPE_CHECKING:
     from typing import Any
@@ -20,7 +18,16 @@ from ..project.loader import OpDef, Project
 from ..project.resolve import run_label
 from ..store import Run, RunLock, RunStore
 from .command import command_argv
-from .lifecycle import LaunchResult, RunOptions, default_label, lock, load_opref, prepare, say_for, supervise
+from .lifecycle import (
+    LaunchResult,
+    RunOptions,
+    default_label,
+    load_opref,
+    lock,
+    prepare,
+    say_for,
+    supervise,
+)
 from .process import Sinks, echo_line, program_env, run_process
 
 __all__ = ["LaunchResult", "RunOptions", "launch", "relaunch"]
@@ -135,16 +142,13 @@ RUNTIMES = ("tracker.execution.dvc_stage", "tracker.execution.gradient_job")
 
 
 def relaunch(store: RunStore, run: Run | str, opts: RunOptions | None = None, sinks: Sinks | None = None,
-             staged_only: bool = False, assigns: list[str] | None = None,
-             project: Project | None = None) -> LaunchResult:
+             staged_only: bool = False, assigns: list[str] | None = None) -> LaunchResult:
     """Start a staged run, or run a finished one again in its own directory.
 
     A pipeline resumes: completed steps whose flags are unchanged are kept,
     the others run again. `run` is a Run or a run spec (index, range or id
     prefix); `assigns` (`NAME=VALUE`) and `opts.label` change its flags and
-    label first, as Guild's `run --restart RUN NAME=VALUE` does. `project`
-    is the run's project when the caller has just loaded it (a fork server:
-    see `dask_submit.preload_project`); another project's is not used.
+    label first, as Guild's `run --restart RUN NAME=VALUE` does.
     """
     opts = opts or RunOptions()
     if isinstance(run, str):
@@ -162,8 +166,7 @@ def relaunch(store: RunStore, run: Run | str, opts: RunOptions | None = None, si
         from ..project.loader import load
         from ..project.resolve import resolve
 
-        if project is None or project.dir != os.path.abspath(opref["project"]):
-            project = load(opref["project"], cache_dir=store.project_cache_dir)
+        project = load(opref["project"], cache_dir=store.project_cache_dir)
         op = resolve(project, f"{opref.get('model') or ''}:{opref['op']}")  # ':op' is the anonymous model's
         if assigns or opts.label is not None:
             from .restart import apply_restart_changes
