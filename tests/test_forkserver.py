@@ -211,3 +211,28 @@ def test_a_supervisor_killed_mid_run_is_reported_and_the_next_run_gets_a_new_one
         server.close()
     assert _run(trk, held)["status"] == "terminated"
     assert _run(trk, after)["status"] == "completed" and _run(trk, after)["pid"] != supervisor
+
+
+def test_a_supervisor_answers_each_run_and_exits_after_its_share(trk, tmp_path, trk_home):
+    # What runs leave in a supervisor stays bounded: after `runs` runs it says
+    # it takes no more and exits (the server forks a new one for the next).
+    from tracker.execution.dask_submit import be_supervisor_of_runs
+
+    proj = copy_sample(tmp_path, "dask")
+    ids = [_staged(trk, proj, f"i={i}") for i in range(2)]
+    requests_read, requests_write = os.pipe()
+    replies_read, replies_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        be_supervisor_of_runs(requests_read, replies_write, (requests_write, replies_read), 2)
+    os.close(requests_read)
+    os.close(replies_write)
+    for run_id in [*ids, ids[0]]:  # a third request: never read
+        os.write(requests_write, json.dumps({"run": run_id, "home": str(trk_home)}).encode() + b"\n")
+    os.close(requests_write)  # (a supervisor that read on would see the end after it, not hang)
+    with os.fdopen(replies_read, "rb") as f:
+        replies = [json.loads(line) for line in f]  # to the end: it exited
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert replies == [{"exit_code": 0, "stderr": "", "more": True}, {"exit_code": 0, "stderr": "", "more": False}]
+    assert [_run(trk, run_id)["status"] for run_id in ids] == ["completed", "completed"]
