@@ -236,3 +236,19 @@ def test_a_supervisor_answers_each_run_and_exits_after_its_share(trk, tmp_path, 
     assert os.waitstatus_to_exitcode(status) == 0
     assert replies == [{"exit_code": 0, "stderr": "", "more": True}, {"exit_code": 0, "stderr": "", "more": False}]
     assert [_run(trk, run_id)["status"] for run_id in ids] == ["completed", "completed"]
+
+
+def test_a_supervisor_that_died_between_runs_is_replaced(trk, tmp_path, trk_home):
+    import signal
+
+    proj = copy_sample(tmp_path, "dask")
+    first, second = _staged(trk, proj, "i=1"), _staged(trk, proj, "i=2")
+    server = ForkServer(dict(os.environ))
+    try:
+        assert server.start(first, str(trk_home)) == (0, "")
+        supervisor = _run(trk, first)["pid"]
+        os.kill(supervisor, signal.SIGKILL)  # idle: it holds no run
+        assert server.start(second, str(trk_home)) == (0, "")
+    finally:
+        server.close()
+    assert _run(trk, second)["status"] == "completed" and _run(trk, second)["pid"] != supervisor

@@ -122,7 +122,7 @@ class _Supervisor:
 
     def __init__(self, pid: int, requests: int, replies: int):
         self.pid, self.requests, self.replies = pid, requests, replies
-        self.request: Any = None  # the worker's request id while it runs one
+        self.request: dict[str, Any] | None = None  # the worker's request while it runs one
         self.buffered = b""
 
 
@@ -156,14 +156,27 @@ def serve() -> None:
                 buffered += data
                 while b"\n" in buffered:
                     line, buffered = buffered.split(b"\n", 1)
-                    request = json.loads(line)
-                    sup = idle.pop() if idle else _fork_supervisor(supervisors, out)
-                    supervisors[sup.replies] = sup
-                    sup.request = request["id"]
-                    os.write(sup.requests, json.dumps({"run": request["run"], "home": request["home"]}).encode()
-                             + b"\n")
+                    _hand_over(json.loads(line), supervisors, idle, out)
             else:
                 _answered(supervisors[fd], supervisors, idle, out)
+
+
+def _hand_over(request: dict[str, Any], supervisors: dict[int, _Supervisor], idle: list[_Supervisor],
+               out: Any) -> None:
+    """Give `request` to an idle supervisor, or to a new one."""
+    line = json.dumps({"run": request["run"], "home": request["home"]}).encode() + b"\n"
+    while idle:
+        sup = idle.pop()
+        try:
+            os.write(sup.requests, line)
+        except OSError:  # it died idle (its end of the pipe is seen in the loop)
+            continue
+        sup.request = request
+        return
+    sup = _fork_supervisor(supervisors, out)
+    supervisors[sup.replies] = sup
+    sup.request = request
+    os.write(sup.requests, line)
 
 
 def _fork_supervisor(supervisors: dict[int, _Supervisor], out: Any) -> _Supervisor:
@@ -191,7 +204,7 @@ def _answered(sup: _Supervisor, supervisors: dict[int, _Supervisor], idle: list[
         while b"\n" in sup.buffered:
             line, sup.buffered = sup.buffered.split(b"\n", 1)
             reply = json.loads(line)
-            _reply(out, sup.request, reply["exit_code"], reply["stderr"])
+            _reply(out, sup.request["id"], reply["exit_code"], reply["stderr"])
             sup.request = None
             if reply.get("more"):
                 idle.append(sup)
@@ -202,8 +215,27 @@ def _answered(sup: _Supervisor, supervisors: dict[int, _Supervisor], idle: list[
     os.close(sup.replies)
     os.close(sup.requests)
     _, status = os.waitpid(sup.pid, 0)
-    if sup.request is not None:  # it died running a run: the run's own state says how that ended
-        _reply(out, sup.request, os.waitstatus_to_exitcode(status), "the run's supervisor died")
+    request = sup.request
+    if request is None:
+        return
+    if not request.get("again") and _unclaimed(request["run"], request["home"]):
+        # It died before it took the run (killed idle, as the run was handed
+        # to it): the run is another supervisor's to start, once.
+        _hand_over({**request, "again": True}, supervisors, idle, out)
+        return
+    # It died running the run: the run's own state says how that ended.
+    _reply(out, request["id"], os.waitstatus_to_exitcode(status), "the run's supervisor died")
+
+
+def _unclaimed(run_id: str, home: str) -> bool:
+    """Whether staged run `run_id` is still staged, and nobody holds it."""
+    from ..store import RunStore
+
+    try:
+        run = RunStore(home).on_disk(run_id)
+        return run is not None and run.status == "staged"
+    except Exception:  # noqa: BLE001  (whatever is wrong with it, a supervisor reports it on the run)
+        return False
 
 
 def _reply(out: Any, request: Any, exit_code: int, stderr: str) -> None:
