@@ -37,11 +37,12 @@ def start_staged(run_id: str, home: str) -> dict[str, Any]:
 
     The run gets a supervisor process, as a local run does (its pid is the
     run's, so `trk stop` stops it and never the worker): where the system
-    has fork, one of the worker's fork server's (`forkserver`), or one the
-    worker forks when that cannot start, so it starts with trk already
-    imported (a new Python would spend most of a short trial starting up);
-    else a new `python -m tracker` (argv list, no shell). `$TRK_DASK_SCHEDULER`
-    is dropped from its environment, or it would submit the run to Dask again.
+    has fork, a supervisor of the worker's fork server (`forkserver`), or
+    one the worker forks when that server cannot start, so it starts with
+    trk already imported (a new Python would spend most of a short trial
+    starting up); else a new `python -m tracker` (argv list, no shell).
+    `$TRK_DASK_SCHEDULER` is dropped from its environment, or it would
+    submit the run to Dask again.
     """
     worker = _worker_address()
     try:
