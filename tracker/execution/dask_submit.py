@@ -113,19 +113,20 @@ def _start_here(run_id: str) -> int:
     return exit_code_for(result.exit_code)
 
 
-def _as_supervisor(stderr_fd: int, close: tuple[int, ...]) -> None:
+def _as_supervisor(stderr_fd: int | None, close: tuple[int, ...]) -> None:
     """In a child just forked: close `close`, put stdin and stdout on
-    /dev/null and stderr on `stderr_fd` (and Python's streams on them)."""
+    /dev/null and stderr on `stderr_fd` (None: /dev/null too), and Python's
+    streams on them."""
     for fd in close:
         os.close(fd)
     devnull = os.open(os.devnull, os.O_RDWR)
-    os.dup2(devnull, 0)
-    os.dup2(devnull, 1)
-    if stderr_fd != 2:
-        os.dup2(stderr_fd, 2)
-        os.close(stderr_fd)
+    for fd in (0, 1) if stderr_fd is not None else (0, 1, 2):
+        os.dup2(devnull, fd)
     if devnull > 2:
         os.close(devnull)
+    if stderr_fd is not None:
+        os.dup2(stderr_fd, 2)
+        os.close(stderr_fd)
     os.environ.pop(SCHEDULER_ENV, None)
     sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115  (the parent's streams are not ours)
     sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
@@ -166,7 +167,7 @@ def be_supervisor_of_runs(requests: int, replies: int, close: tuple[int, ...], r
 
     code = 1
     try:
-        _as_supervisor(os.open(os.devnull, os.O_WRONLY), close)
+        _as_supervisor(None, close)
         quiet = sys.stderr
         lines = os.fdopen(requests, "rb")
         for n in range(runs):
@@ -183,7 +184,7 @@ def be_supervisor_of_runs(requests: int, replies: int, close: tuple[int, ...], r
                 said.write(f"trk: {type(e).__name__}: {e}\n")
             finally:
                 sys.stderr = quiet
-            reply = {"exit_code": exit_code, "stderr": said.getvalue()[-2000:], "more": n + 1 < runs}
+            reply = {"exit_code": exit_code, "stderr": said.getvalue(), "more": n + 1 < runs}  # (the server cuts it)
             os.write(replies, json.dumps(reply).encode() + b"\n")
         code = 0
     finally:

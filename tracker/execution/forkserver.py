@@ -153,12 +153,17 @@ def serve() -> None:
                 data = os.read(fd, 65536)
                 if not data:
                     return  # the worker is gone; busy supervisors finish their runs, then see it
-                buffered += data
-                while b"\n" in buffered:
-                    line, buffered = buffered.split(b"\n", 1)
-                    _hand_over(json.loads(line), supervisors, idle, out)
+                requested, buffered = _messages(buffered, data)
+                for request in requested:
+                    _hand_over(request, supervisors, idle, out)
             else:
                 _answered(supervisors[fd], supervisors, idle, out)
+
+
+def _messages(buffered: bytes, data: bytes) -> tuple[list[Any], bytes]:
+    """The JSON lines complete in `buffered` + `data`, and the rest (a line to come)."""
+    *lines, rest = (buffered + data).split(b"\n")
+    return [json.loads(line) for line in lines], rest
 
 
 def _hand_over(request: dict[str, Any], supervisors: dict[int, _Supervisor], idle: list[_Supervisor],
@@ -200,10 +205,8 @@ def _answered(sup: _Supervisor, supervisors: dict[int, _Supervisor], idle: list[
     or nothing more (it exited: answer for the run it was on, if any)."""
     chunk = os.read(sup.replies, 65536)
     if chunk:
-        sup.buffered += chunk
-        while b"\n" in sup.buffered:
-            line, sup.buffered = sup.buffered.split(b"\n", 1)
-            reply = json.loads(line)
+        replies, sup.buffered = _messages(sup.buffered, chunk)
+        for reply in replies:
             _reply(out, sup.request["id"], reply["exit_code"], reply["stderr"])
             sup.request = None
             if reply.get("more"):
