@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,17 @@ def copy_sample(tmp_path: Path, name: str, dest: str | None = None, symlinks: bo
     to = tmp_path / (dest or name.rsplit("/", 1)[-1])
     shutil.copytree(SAMPLES / name, to, symlinks=symlinks)
     return to
+
+
+def wait_for(cond, timeout: float = 30, what: str = "condition"):
+    """`cond()`'s first true value, asked every 50 ms; AssertionError after `timeout` s."""
+    end = time.time() + timeout
+    while time.time() < end:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def by_op(runs: list[dict]) -> dict:

@@ -12,12 +12,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import copy_sample
+from .conftest import copy_sample, wait_for
 
 # A test dependency (the `test` extra): missing, these tests skip, except under CI where they must run.
 distributed = __import__("distributed") if os.environ.get("CI") else pytest.importorskip("distributed")
@@ -102,16 +101,6 @@ def proj(tmp_path, cluster):
 
 def _runs(trk) -> list[dict]:
     return json.loads(trk("runs", "-n", "1000", "--json").stdout)
-
-
-def _wait_for(cond, timeout: float = 30, what: str = "condition"):
-    end = time.time() + timeout
-    while time.time() < end:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_batch_of_20_trials_runs_on_both_workers(trk, proj, cluster):
@@ -223,7 +212,7 @@ def _running_held(trk, hold: Path) -> dict | None:
 def test_killed_worker_leaves_its_trial_terminated_and_the_batch_going(trk, proj, cluster, tmp_path):
     proc, hold = _held_batch(trk, proj, tmp_path, cluster)
     try:
-        held = _wait_for(lambda: _running_held(trk, hold), what="the held trial to run")
+        held = wait_for(lambda: _running_held(trk, hold), what="the held trial to run")
         # live from the submitting machine: the trial is running and its output so far readable
         assert "holding" in trk("cat", held["id"][:8], "--output").stdout
         _kill_worker_of(held, cluster)
@@ -241,11 +230,11 @@ def test_killed_worker_leaves_its_trial_terminated_and_the_batch_going(trk, proj
 def test_retries_restage_a_trial_whose_worker_was_killed(trk, proj, cluster, tmp_path):
     proc, hold = _held_batch(trk, proj, tmp_path, cluster, "--retries", "1")
     try:
-        held = _wait_for(lambda: _running_held(trk, hold), what="the held trial to run")
+        held = wait_for(lambda: _running_held(trk, hold), what="the held trial to run")
         os.unlink(str(hold) + ".started")
         cluster.start_worker()  # the retry needs somewhere to run besides the busy worker left
         _kill_worker_of(held, cluster)
-        again = _wait_for(lambda: _running_held(trk, hold), timeout=40, what="the retry to run")
+        again = wait_for(lambda: _running_held(trk, hold), timeout=40, what="the retry to run")
         assert again["id"] == held["id"] and again["attempt"] == 2  # the same run, staged again
         hold.touch()
         out, err = proc.communicate(timeout=40)

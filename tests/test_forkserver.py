@@ -9,9 +9,19 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 from tracker.execution.forkserver import ForkServer
 
-from .conftest import copy_sample
+from .conftest import copy_sample, wait_for
+
+
+@pytest.fixture
+def server():
+    """A fork server, as a Dask worker starts one, stopped after the test."""
+    server = ForkServer(dict(os.environ))
+    yield server
+    server.close()
 
 
 def _staged(trk, proj, *flags: str) -> str:
@@ -57,50 +67,38 @@ def test_the_server_starts_staged_runs_as_its_children(trk, tmp_path, trk_home):
     assert server.proc.returncode == 0  # its input closed: it exits
 
 
-def test_a_run_that_cannot_start_says_why(trk, tmp_path, trk_home):
+def test_a_run_that_cannot_start_says_why(trk, tmp_path, trk_home, server):
     proj = copy_sample(tmp_path, "dask")
     run_id = _staged(trk, proj)
     trk("run", "--start", run_id[:8], "-q")  # started already: no longer staged
-    server = ForkServer(dict(os.environ))
-    try:
-        code, err = server.start(run_id, str(trk_home))
-    finally:
-        server.close()
+    code, err = server.start(run_id, str(trk_home))
     assert code != 0 and "trk:" in err and run_id[:8] in err
 
 
-def test_the_project_the_server_loads_for_a_run_is_the_one_on_disk_then(trk, tmp_path, trk_home):
+def test_the_project_the_server_loads_for_a_run_is_the_one_on_disk_then(trk, tmp_path, trk_home, server):
     # One supervisor starts both runs, one after the other: each loads its
     # run's project as it is on disk then; an edit between two runs counts.
     proj = copy_sample(tmp_path, "dask")
     first, second = _staged(trk, proj, "i=1"), _staged(trk, proj, "i=2")
-    server = ForkServer(dict(os.environ))
-    try:
-        assert server.start(first, str(trk_home)) == (0, "")
-        text = (proj / "guild.yml").read_text()
-        (proj / "guild.yml").write_text(text.replace(
-            "  exec: python -c pass\n", "  exec: python -c pass\n  output-scalars:\n    acc: 'acc=(\\value)'\n"))
-        assert server.start(second, str(trk_home)) == (0, "")
-    finally:
-        server.close()
+    assert server.start(first, str(trk_home)) == (0, "")
+    text = (proj / "guild.yml").read_text()
+    (proj / "guild.yml").write_text(text.replace(
+        "  exec: python -c pass\n", "  exec: python -c pass\n  output-scalars:\n    acc: 'acc=(\\value)'\n"))
+    assert server.start(second, str(trk_home)) == (0, "")
     assert "matched no line" not in trk("cat", first[:8], "--output").stdout
     assert "output-scalars: pattern" in trk("cat", second[:8], "--output").stdout
     assert _run(trk, second)["status"] == "completed"
 
 
-def test_a_project_broken_after_staging_fails_the_run_not_the_server(trk, tmp_path, trk_home):
+def test_a_project_broken_after_staging_fails_the_run_not_the_server(trk, tmp_path, trk_home, server):
     proj = copy_sample(tmp_path, "dask")
     first, second = _staged(trk, proj, "i=1"), _staged(trk, proj, "i=2")
     good = (proj / "guild.yml").read_text()
     (proj / "guild.yml").write_text(good + "\nnoop: [unclosed\n")
-    server = ForkServer(dict(os.environ))
-    try:
-        code, err = server.start(first, str(trk_home))
-        assert code != 0 and "guild.yml" in err  # the run's own supervisor says what is wrong
-        (proj / "guild.yml").write_text(good)
-        assert server.start(second, str(trk_home)) == (0, "")  # the same server, still serving
-    finally:
-        server.close()
+    code, err = server.start(first, str(trk_home))
+    assert code != 0 and "guild.yml" in err  # the run's own supervisor says what is wrong
+    (proj / "guild.yml").write_text(good)
+    assert server.start(second, str(trk_home)) == (0, "")  # the same server, still serving
     assert _run(trk, second)["status"] == "completed"
 
 
@@ -154,61 +152,45 @@ def _staged_train(trk, proj, hold) -> str:
     return json.loads(trk("runs", "--json").stdout)[0]["id"]
 
 
-def _wait(cond, what: str, timeout: float = 30):
-    for _ in range(int(timeout / 0.05)):
-        if cond():
-            return
-        threading.Event().wait(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def test_a_supervisor_starts_runs_one_after_another_and_a_stop_ends_only_its_run(trk, tmp_path, trk_home):
+def test_a_supervisor_starts_runs_one_after_another_and_a_stop_ends_only_its_run(trk, tmp_path, trk_home, server):
     # A supervisor stays for the next run (forking one per run cost a trial
     # about 3 ms of CPU). `trk stop` signals the process holding the run's
     # lock, that supervisor: its run ends terminated, and it serves on.
     proj = copy_sample(tmp_path, "dask")
     hold = tmp_path / "hold"
     first, held, last = _staged(trk, proj, "i=1"), _staged_train(trk, proj, hold), _staged(trk, proj, "i=2")
-    server = ForkServer(dict(os.environ))
-    try:
-        assert server.start(first, str(trk_home)) == (0, "")
-        result = []
-        starter = threading.Thread(target=lambda: result.append(server.start(held, str(trk_home))))
-        starter.start()
-        _wait(lambda: os.path.exists(str(hold) + ".started"), "the held run to start")
-        stopped = trk("stop", held[:8], "-y")
-        assert "terminated" in stopped.stdout + stopped.stderr, stopped
-        starter.join(30)
-        assert result and result[0][0] != 0
-        assert server.start(last, str(trk_home)) == (0, "")
-    finally:
-        server.close()
+    assert server.start(first, str(trk_home)) == (0, "")
+    result = []
+    starter = threading.Thread(target=lambda: result.append(server.start(held, str(trk_home))))
+    starter.start()
+    wait_for(lambda: os.path.exists(str(hold) + ".started"), what="the held run to start")
+    stopped = trk("stop", held[:8], "-y")
+    assert "terminated" in stopped.stdout + stopped.stderr, stopped
+    starter.join(30)
+    assert result and result[0][0] != 0
+    assert server.start(last, str(trk_home)) == (0, "")
     runs = {run_id: _run(trk, run_id) for run_id in (first, held, last)}
     assert [runs[r]["status"] for r in (first, held, last)] == ["completed", "terminated", "completed"]
     assert runs[first]["pid"] == runs[held]["pid"] == runs[last]["pid"]  # the one supervisor
     assert runs[first]["pid"] not in (os.getpid(), server.proc.pid)
 
 
-def test_a_supervisor_killed_mid_run_is_reported_and_the_next_run_gets_a_new_one(trk, tmp_path, trk_home):
+def test_a_supervisor_killed_mid_run_is_reported_and_the_next_run_gets_a_new_one(trk, tmp_path, trk_home, server):
     import signal
 
     proj = copy_sample(tmp_path, "dask")
     hold = tmp_path / "hold"
     held, after = _staged_train(trk, proj, hold), _staged(trk, proj, "i=1")
-    server = ForkServer(dict(os.environ))
-    try:
-        result = []
-        starter = threading.Thread(target=lambda: result.append(server.start(held, str(trk_home))))
-        starter.start()
-        _wait(lambda: os.path.exists(str(hold) + ".started"), "the held run to start")
-        supervisor = _run(trk, held)["pid"]
-        os.kill(supervisor, signal.SIGKILL)
-        starter.join(30)
-        assert result == [(-signal.SIGKILL, "the run's supervisor died")]
-        hold.touch()  # (its program, orphaned, ends now)
-        assert server.start(after, str(trk_home)) == (0, "")
-    finally:
-        server.close()
+    result = []
+    starter = threading.Thread(target=lambda: result.append(server.start(held, str(trk_home))))
+    starter.start()
+    wait_for(lambda: os.path.exists(str(hold) + ".started"), what="the held run to start")
+    supervisor = _run(trk, held)["pid"]
+    os.kill(supervisor, signal.SIGKILL)
+    starter.join(30)
+    assert result == [(-signal.SIGKILL, "the run's supervisor died")]
+    hold.touch()  # (its program, orphaned, ends now)
+    assert server.start(after, str(trk_home)) == (0, "")
     assert _run(trk, held)["status"] == "terminated"
     assert _run(trk, after)["status"] == "completed" and _run(trk, after)["pid"] != supervisor
 
@@ -238,17 +220,13 @@ def test_a_supervisor_answers_each_run_and_exits_after_its_share(trk, tmp_path, 
     assert [_run(trk, run_id)["status"] for run_id in ids] == ["completed", "completed"]
 
 
-def test_a_supervisor_that_died_between_runs_is_replaced(trk, tmp_path, trk_home):
+def test_a_supervisor_that_died_between_runs_is_replaced(trk, tmp_path, trk_home, server):
     import signal
 
     proj = copy_sample(tmp_path, "dask")
     first, second = _staged(trk, proj, "i=1"), _staged(trk, proj, "i=2")
-    server = ForkServer(dict(os.environ))
-    try:
-        assert server.start(first, str(trk_home)) == (0, "")
-        supervisor = _run(trk, first)["pid"]
-        os.kill(supervisor, signal.SIGKILL)  # idle: it holds no run
-        assert server.start(second, str(trk_home)) == (0, "")
-    finally:
-        server.close()
+    assert server.start(first, str(trk_home)) == (0, "")
+    supervisor = _run(trk, first)["pid"]
+    os.kill(supervisor, signal.SIGKILL)  # idle: it holds no run
+    assert server.start(second, str(trk_home)) == (0, "")
     assert _run(trk, second)["status"] == "completed" and _run(trk, second)["pid"] != supervisor

@@ -9,6 +9,8 @@ import signal
 import time
 from pathlib import Path
 
+from .conftest import wait_for
+
 PROJECT = """
 work:
   exec: python work.py ${i} ${out} ${secs}
@@ -77,7 +79,7 @@ def test_start_of_a_run_another_process_started_is_refused(trk, tmp_path):
     trk("run", "work", "i=1", f"out={out}", "secs=2", "--stage", "-y", cwd=proj)
     run_id = next(iter(_statuses(trk)))
     first = trk.popen("run", "--start", run_id[:8], stdout=-1, stderr=-1, text=True)
-    _wait(lambda: out.exists())
+    wait_for(lambda: out.exists())
     second = trk("run", "--start", run_id[:8], check=False)
     assert second.returncode != 0
     assert "is running" in second.stderr or "another process" in second.stderr
@@ -91,7 +93,7 @@ def test_killed_queue_leaves_started_runs_terminated_and_the_rest_staged(trk, tm
     trk("run", "work", "i=range[1:6]", f"out={out}", "secs=30", "--stage-trials", "-y", cwd=proj)
     queue = trk.popen("queue", "run", "-j", "2", stdout=-1, stderr=-1)
     try:
-        _wait(lambda: out.exists() and len(out.read_text().split()) == 2)
+        wait_for(lambda: out.exists() and len(out.read_text().split()) == 2)
         time.sleep(0.3)
         os.kill(queue.pid, signal.SIGKILL)
         queue.wait(timeout=10)
@@ -109,12 +111,3 @@ def test_killed_queue_leaves_started_runs_terminated_and_the_rest_staged(trk, tm
     assert {k for k, v in final.items() if v == "terminated"} == {k for k, v in statuses.items() if v == "terminated"}
     assert sorted(out.read_text().split(), key=int) == [str(n) for n in range(1, 7)]
     assert len(started) == 2
-
-
-def _wait(cond, timeout: float = 30) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")

@@ -4,9 +4,10 @@ import json
 import os
 import signal
 import subprocess
-import time
 
 import pytest
+
+from .conftest import wait_for
 
 PIPE_YML = """
 sleep:
@@ -158,15 +159,6 @@ def test_failure_stops_pipeline_and_restart_resumes(trk, pipe, tmp_path):
     assert next(r for r in runs if r["id"] == flaky)["status"] == "completed"
 
 
-def _wait_for(pred, timeout=20):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out")
-
-
 def _statuses(trk):
     runs = runs_json(trk)
     parent = next(r for r in runs if r["op"] == "hanging")
@@ -177,7 +169,8 @@ def test_kill_9_of_supervisor_then_restart(trk, pipe, tmp_path):
     marker = tmp_path / "marker"
     proc = trk.popen("run", "hanging", f"marker={marker}", "-y", cwd=pipe, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: "hang" in by_step(runs_json(trk)) and by_step(runs_json(trk))["hang"]["status"] == "running")
+        wait_for(lambda: "hang" in by_step(runs_json(trk)) and by_step(runs_json(trk))["hang"]["status"] == "running",
+                 timeout=20)
         parent, steps = _statuses(trk)
         assert parent["status"] == "running"
         os.kill(proc.pid, signal.SIGKILL)
@@ -196,7 +189,8 @@ def test_sigint_terminates_parent_and_step(trk, pipe, tmp_path):
     marker = tmp_path / "never"
     proc = trk.popen("run", "hanging", f"marker={marker}", "-y", cwd=pipe, stdout=subprocess.PIPE,
                      stderr=subprocess.DEVNULL, start_new_session=True)
-    _wait_for(lambda: "hang" in by_step(runs_json(trk)) and by_step(runs_json(trk))["hang"]["status"] == "running")
+    wait_for(lambda: "hang" in by_step(runs_json(trk)) and by_step(runs_json(trk))["hang"]["status"] == "running",
+             timeout=20)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     assert proc.wait(timeout=30) == 130
     parent, steps = _statuses(trk)
